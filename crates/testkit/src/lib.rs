@@ -1,0 +1,117 @@
+//! Test support shared by wifiprov's crates: the golden vectors and deterministic random sources.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
+
+/// The `shared/` directory beside the repository (override with `WIFIPROV_SHARED_DIR`).
+pub fn shared_dir() -> PathBuf {
+    match std::env::var_os("WIFIPROV_SHARED_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+}
+
+/// Loads a JSON file below `shared/vectors/`. A missing or unreadable vector fails the test: silently skipping
+/// would lose the compatibility coverage the vectors exist for.
+pub fn vectors(relative: &str) -> serde_json::Value {
+    let path = shared_dir().join("vectors").join(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("golden vector {} is missing or unreadable: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("golden vector {} is not JSON: {e}", path.display()))
+}
+
+/// Decodes a hex string field, failing the test with the field name when it is absent or not hex.
+pub fn hex_field(value: &serde_json::Value, field: &str) -> Vec<u8> {
+    let text = value[field].as_str().unwrap_or_else(|| panic!("vector field {field} is missing or not a string"));
+    hex::decode(text).unwrap_or_else(|e| panic!("vector field {field} is not hex: {e}"))
+}
+
+/// Decodes a hex string.
+pub fn unhex(text: &str) -> Vec<u8> {
+    hex::decode(text).unwrap_or_else(|e| panic!("not hex: {e}: {text}"))
+}
+
+/// Hands out exactly the bytes it was given, in order, then fails. Pins every ephemeral value of a handshake and
+/// checks, through [`ScriptedRandom::remaining`], that the code drew exactly what the vector expects.
+#[derive(Debug, Default)]
+pub struct ScriptedRandom(VecDeque<u8>);
+
+impl ScriptedRandom {
+    /// A source that yields `chunks` concatenated.
+    pub fn new<I, B>(chunks: I) -> Self
+    where
+        I: IntoIterator<Item = B>,
+        B: AsRef<[u8]>,
+    {
+        Self(chunks.into_iter().flat_map(|c| c.as_ref().to_vec()).collect())
+    }
+
+    /// Appends more bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.0.extend(bytes);
+    }
+
+    /// Bytes not drawn yet.
+    pub fn remaining(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl SecureRandom for ScriptedRandom {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), RandomUnavailable> {
+        if self.0.len() < dest.len() {
+            return Err(RandomUnavailable);
+        }
+        for b in dest.iter_mut() {
+            *b = self.0.pop_front().ok_or(RandomUnavailable)?;
+        }
+        Ok(())
+    }
+}
+
+/// A deterministic, seedable stream (SHA-256 in counter mode). Not for production: for tests that need many
+/// different but reproducible values.
+#[derive(Debug, Clone)]
+pub struct SeededRandom {
+    seed: [u8; 32],
+    counter: u64,
+    buffer: Vec<u8>,
+}
+
+impl SeededRandom {
+    /// A stream determined by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { seed: Sha256::digest(seed.to_le_bytes()).into(), counter: 0, buffer: Vec::new() }
+    }
+}
+
+impl SecureRandom for SeededRandom {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), RandomUnavailable> {
+        for b in dest.iter_mut() {
+            if self.buffer.is_empty() {
+                let mut h = Sha256::new();
+                h.update(self.seed);
+                h.update(self.counter.to_le_bytes());
+                self.counter += 1;
+                self.buffer = h.finalize().to_vec();
+            }
+            *b = self.buffer.pop().ok_or(RandomUnavailable)?;
+        }
+        Ok(())
+    }
+}
+
+/// A source that always fails, for testing that callers report `RandomUnavailable` instead of panicking.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BrokenRandom;
+
+impl SecureRandom for BrokenRandom {
+    fn fill(&mut self, _dest: &mut [u8]) -> Result<(), RandomUnavailable> {
+        Err(RandomUnavailable)
+    }
+}
