@@ -1,0 +1,55 @@
+//! Protocomm over HTTP/1.1, wire-compatible with ESP-IDF's `protocomm_httpd` (what `esp_prov.py --transport
+//! httpd` and Espressif's SoftAP provisioning apps talk to).
+//!
+//! # Server
+//! [`serve`] takes a bound listener, a shared [`Device`] (the [`Protocomm`](wifiprov_proto::endpoint::Protocomm)
+//! instance, a random source and an [`HttpConfig`]) and a shutdown future. As on an ESP device:
+//!
+//! - Each endpoint is `POST /<name>`, the name being the raw request target after `/` (with a query string it
+//!   does not match). Unknown target: `404 Not Found` with the body `Nothing matches the given URI`; known target
+//!   with another method: `405 Method Not Allowed`; the connection is closed after either.
+//! - The body is the raw protocomm message. `Content-Length` must be 1..=4096; a missing, zero or larger length
+//!   or a chunked body is refused by closing the connection without any response.
+//! - Success is `200 OK` with `Content-Type: text/html` and the response body; the first response of a new
+//!   session carries `Set-Cookie: session=<decimal u32>`. Connections are kept alive.
+//! - Whenever protocomm refuses a request (bad handshake message, wrong proof, decryption failure, handler
+//!   error, full session table), the connection is closed without sending a single byte.
+//!
+//! Sessions go beyond ESP, which keeps a single session and lets any newcomer replace it
+//! (espressif/esp-idf#6316). Each request is matched to a session by these rules, in order:
+//!
+//! 1. A `Cookie` header whose whole value is `session=<id>`, exactly as issued, for a session that is open:
+//!    that session. The connection is attached to it from then on.
+//! 2. No `Cookie` header, and the connection is attached to a session that is still open: that session (ESP's
+//!    rule for clients that ignore cookies).
+//! 3. Otherwise a new session with a random unused id, and the response carries its cookie. If the session table
+//!    is full of sessions that are in use, the request is refused (closed without response).
+//!
+//! A client without the cookie therefore never disturbs another client's session. A session outlives its TCP
+//! connection, so a client can continue it on a new connection with the cookie; the protocomm session table
+//! bounds how many exist (unauthenticated ones are evicted first, established ones only when idle).
+//! esp_prov's pattern (a cookie-less first request, then the cookie on every request over one connection) works
+//! unchanged.
+//!
+//! # Client
+//! [`HttpClient`] sends protocomm requests the way esp_prov does, over exactly one TCP connection, and sends
+//! back the cookie the device set. A refused request shows up as [`TransportError::ConnectionClosed`].
+//!
+//! # HTTP implementation
+//! Both halves speak a deliberately small subset of HTTP/1.1 written for this purpose rather than a general
+//! HTTP library: the device must be able to close a connection without emitting any byte, compare the cookie
+//! header byte for byte, see the raw request target, and refuse chunked or unsized bodies before reading them,
+//! and the client must never open a second connection and must tell "closed before any response" apart from
+//! other failures.
+#![forbid(unsafe_code)]
+
+mod client;
+mod error;
+mod io;
+mod server;
+mod wire;
+
+// Public interface.
+pub use client::{ClientConfig, HttpClient};
+pub use error::TransportError;
+pub use server::{Device, HttpConfig, serve};

@@ -1,0 +1,172 @@
+//! One request through protocomm, synchronously: find or open the session, `begin`, run the handler, `finish`.
+//!
+//! The whole of it runs on a blocking thread, so neither a slow handler (a blocking scan) nor a costly handshake
+//! step (SRP) stalls the async workers, and a cancelled connection task can never leave a session checked out:
+//! `finish` always runs.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use wifiprov_proto::endpoint::{HandlerError, Protocomm, ProtocommError, SessionId, Step};
+use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
+
+use super::Device;
+use crate::wire::{self, CookieHeader};
+
+/// Draws of a fresh session id before giving up (a collision needs the table to hold an id already drawn).
+const ID_ATTEMPTS: usize = 8;
+
+/// A request whose head and body have been read.
+pub(super) struct Request {
+    pub(super) endpoint: String,
+    pub(super) body: Vec<u8>,
+    pub(super) cookie: CookieHeader,
+    /// The session this connection is attached to, from earlier requests.
+    pub(super) conn_session: Option<SessionId>,
+    pub(super) now: Instant,
+}
+
+/// What came of a request.
+pub(super) struct Processed {
+    /// The session the connection is attached to from now on.
+    pub(super) conn_session: Option<SessionId>,
+    /// The session the request ran in, if one was found or opened.
+    pub(super) session: Option<SessionId>,
+    pub(super) outcome: Result<Reply, Refusal>,
+}
+
+/// A response to send.
+pub(super) struct Reply {
+    pub(super) body: Vec<u8>,
+    /// Set on the first response of a new session: the id to put in `Set-Cookie`.
+    pub(super) new_session: Option<SessionId>,
+}
+
+/// Why a request gets no response at all.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Refusal {
+    /// No session id could be drawn.
+    #[error("cannot draw a session id")]
+    Random(#[source] RandomUnavailable),
+    /// The session table refused a new session.
+    #[error("cannot open a session")]
+    Open(#[source] ProtocommError),
+    /// Protocomm refused the request.
+    #[error("request refused")]
+    Protocomm(#[source] ProtocommError),
+}
+
+impl Refusal {
+    /// Whether the peer is to blame (logged at `warn`), as opposed to the device itself.
+    pub(super) fn peer_fault(&self) -> bool {
+        match self {
+            Self::Random(_) => false,
+            Self::Open(_) => true,
+            Self::Protocomm(e) => !matches!(
+                e,
+                ProtocommError::NoSecurity
+                    | ProtocommError::NotRegistered(_)
+                    | ProtocommError::Handler { source: HandlerError::Internal(_), .. }
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("endpoint handler panicked")]
+struct HandlerPanicked;
+
+/// How the request's session was found.
+#[derive(Clone, Copy)]
+struct Resolved {
+    id: SessionId,
+    /// Opened for this request; the response carries its cookie.
+    new: bool,
+}
+
+pub(super) fn process(device: &Device, request: Request) -> Processed {
+    let Request { endpoint, body, cookie, conn_session, now } = request;
+    let mut protocomm = device.lock_protocomm();
+    let mut rng = device.lock_rng();
+    let resolved = match resolve(&mut protocomm, &mut **rng, &cookie, conn_session, now) {
+        Ok(resolved) => resolved,
+        Err(refusal) => return Processed { conn_session, session: None, outcome: Err(refusal) },
+    };
+    let id = resolved.id;
+    // A session opened here is this connection's; a cookie moves the connection to the cookie's session.
+    let conn_session = match (resolved.new, &cookie) {
+        (true, _) | (false, CookieHeader::One(_)) => Some(id),
+        (false, _) => conn_session,
+    };
+    let step = protocomm.begin(now, id, &endpoint, &body, &mut **rng);
+    drop(rng);
+    drop(protocomm);
+    let result = match step {
+        Ok(Step::Reply(reply)) => Ok(reply),
+        Ok(Step::Call(call)) => {
+            let response = catch_unwind(AssertUnwindSafe(|| call.run()))
+                .unwrap_or_else(|_| Err(HandlerError::Internal(Box::new(HandlerPanicked))));
+            device.lock_protocomm().finish(call, response)
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = match result {
+        Ok(body) => Ok(Reply { body, new_session: resolved.new.then_some(id) }),
+        Err(e) => {
+            if resolved.new {
+                // The client never learns the cookie and the connection is about to close: nobody can reach the
+                // session any more, so free its slot now.
+                device.lock_protocomm().close_session(id);
+            }
+            Err(Refusal::Protocomm(e))
+        }
+    };
+    Processed { conn_session, session: Some(id), outcome }
+}
+
+/// Picks the request's session (see the crate documentation for the rules) or opens a new one.
+fn resolve(
+    protocomm: &mut Protocomm,
+    rng: &mut dyn SecureRandom,
+    cookie: &CookieHeader,
+    conn_session: Option<SessionId>,
+    now: Instant,
+) -> Result<Resolved, Refusal> {
+    let existing = match cookie {
+        CookieHeader::One(value) => wire::cookie_session(value),
+        CookieHeader::Absent => conn_session,
+        CookieHeader::Several => None,
+    };
+    if let Some(id) = existing.filter(|id| protocomm.has_session(*id)) {
+        return Ok(Resolved { id, new: false });
+    }
+    let id = draw_id(protocomm, rng)?;
+    match protocomm.open_session(id, now) {
+        Ok(opened) => {
+            if let Some(evicted) = opened.evicted {
+                tracing::debug!(%evicted, "session table full; evicted a session");
+            }
+            tracing::debug!(session = %id, "new session");
+            Ok(Resolved { id, new: true })
+        }
+        // Without a security scheme there are no sessions to track: serve the request under a throwaway id.
+        Err(ProtocommError::NoSecurity) => Ok(Resolved { id, new: false }),
+        Err(e) => Err(Refusal::Open(e)),
+    }
+}
+
+/// A random session id not in use. Drawn big-endian from four bytes, like the ids in the esp_prov transcripts.
+fn draw_id(protocomm: &Protocomm, rng: &mut dyn SecureRandom) -> Result<SessionId, Refusal> {
+    let mut last = None;
+    for _ in 0..ID_ATTEMPTS {
+        let mut bytes = [0u8; 4];
+        rng.fill(&mut bytes).map_err(Refusal::Random)?;
+        let id = SessionId(u32::from_be_bytes(bytes));
+        if !protocomm.has_session(id) {
+            return Ok(id);
+        }
+        last = Some(id);
+    }
+    tracing::error!(?last, "random source keeps returning session ids in use");
+    Err(Refusal::Random(RandomUnavailable))
+}

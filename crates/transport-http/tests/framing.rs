@@ -1,0 +1,177 @@
+//! HTTP framing as ESP devices do it, checked byte for byte with a raw TCP peer.
+
+use std::time::Duration;
+
+use wifiprov_proto::endpoint::{SessionLimits, names};
+use wifiprov_testkit::SeededRandom;
+use wifiprov_transport_http::HttpConfig;
+
+use crate::common::*;
+
+async fn server() -> Server {
+    Server::start(protocomm(sec1(), SessionLimits::default())).await
+}
+
+#[tokio::test]
+async fn protocomm_failures_close_the_connection_without_a_byte() {
+    let server = server().await;
+    // Garbage on the security endpoint.
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROV_SESSION, b"\x08\x99\x99garbage", "")).await;
+    raw.assert_closed_silently().await;
+
+    // An encrypted endpoint before any handshake.
+    let mut raw = server.raw().await;
+    raw.send(&post(ECHO, b"0123456789", "")).await;
+    raw.assert_closed_silently().await;
+
+    // A failure in the middle of a kept-alive connection: the earlier response went out, then nothing more.
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROTO_VER, b"---", "")).await;
+    assert_eq!(raw.response().await.status, 200);
+    raw.send(&post(names::PROV_SESSION, b"\xff", "")).await;
+    raw.assert_closed_silently().await;
+
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn unacceptable_body_lengths_close_without_a_byte() {
+    let server = server().await;
+    let head = |headers: &str| format!("POST /{} HTTP/1.1\r\nHost: test\r\n{headers}\r\n", names::PROTO_VER);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("content-length 0", head("Content-Length: 0\r\n").into_bytes()),
+        ("content-length 4097", [head("Content-Length: 4097\r\n").into_bytes(), vec![b'x'; 4097]].concat()),
+        ("no content-length", head("").into_bytes()),
+        ("chunked", [head("Transfer-Encoding: chunked\r\n").as_bytes(), b"4\r\nnone\r\n0\r\n\r\n"].concat()),
+        (
+            "chunked and length",
+            [head("Transfer-Encoding: chunked\r\nContent-Length: 4\r\n").as_bytes(), b"none"].concat(),
+        ),
+        ("non-numeric length", [head("Content-Length: four\r\n").as_bytes(), b"none"].concat()),
+        ("conflicting lengths", [head("Content-Length: 4\r\nContent-Length: 5\r\n").as_bytes(), b"none!"].concat()),
+    ];
+    for (what, request) in cases {
+        let mut raw = server.raw().await;
+        raw.send(&request).await;
+        let received = raw.until_closed().await;
+        assert!(received.is_empty(), "{what}: device sent {:?}", String::from_utf8_lossy(&received));
+    }
+    // The largest body ESP accepts is fine.
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROTO_VER, &[b'x'; 4096], "")).await;
+    assert_eq!(raw.response().await.status, 200);
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn unknown_targets_get_404_and_close() {
+    let server = server().await;
+    for target in ["/nothing", "/proto-ver?x=1", "/", "/PROTO-VER", "/proto-ver/", "*", "http://test/proto-ver"] {
+        let mut raw = server.raw().await;
+        let request = format!("POST {target} HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\n---");
+        raw.send(request.as_bytes()).await;
+        let response = raw.response().await;
+        assert_eq!(response.status, 404, "{target}");
+        assert!(response.head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{target}");
+        assert_eq!(response.body, b"Nothing matches the given URI");
+        assert!(raw.until_closed().await.is_empty(), "{target}: connection not closed after 404");
+    }
+    // Even with a body ESP would refuse, the target is checked first (as on ESP).
+    let mut raw = server.raw().await;
+    raw.send(b"GET /favicon.ico HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    assert_eq!(raw.response().await.status, 404);
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn other_methods_get_405_and_close() {
+    let server = server().await;
+    for request in [
+        format!("GET /{} HTTP/1.1\r\nHost: test\r\n\r\n", names::PROTO_VER),
+        format!("PUT /{} HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\n---", names::PROV_SESSION),
+        format!("post /{} HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\n---", names::PROTO_VER),
+    ] {
+        let mut raw = server.raw().await;
+        raw.send(request.as_bytes()).await;
+        let response = raw.response().await;
+        assert_eq!(response.status, 405, "{request}");
+        assert!(response.head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert!(raw.until_closed().await.is_empty(), "connection not closed after 405");
+    }
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_heads_get_4xx_and_close() {
+    let server = server().await;
+    let mut raw = server.raw().await;
+    raw.send(b"POST /proto-ver HTTP/1.1\r\nthis is not a header\r\n\r\n").await;
+    assert_eq!(raw.response().await.status, 400);
+    assert!(raw.until_closed().await.is_empty());
+
+    let mut raw = server.raw().await;
+    let huge = format!("POST /proto-ver HTTP/1.1\r\nX-Filler: {}\r\n\r\n", "a".repeat(10_000));
+    raw.send(huge.as_bytes()).await;
+    assert_eq!(raw.response().await.status, 431);
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let server = server().await;
+    let mut raw = server.raw().await;
+    let both = [post(names::PROTO_VER, b"a", ""), post(names::PROTO_VER, b"b", "")].concat();
+    raw.send(&both).await;
+    let first = raw.response().await;
+    let second = raw.response().await;
+    assert!(first.header("Set-Cookie").is_some());
+    assert_eq!(second.header("Set-Cookie"), None, "both requests ran in the connection's session");
+    assert_eq!(second.body, VERSION.as_bytes());
+}
+
+#[tokio::test]
+async fn the_client_can_ask_to_close() {
+    let server = server().await;
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROTO_VER, b"---", "Connection: close\r\n")).await;
+    let response = raw.response().await;
+    assert_eq!(response.header("Connection"), Some("close"));
+    assert!(raw.until_closed().await.is_empty());
+
+    let mut raw = server.raw().await;
+    raw.send(b"POST /proto-ver HTTP/1.0\r\nContent-Length: 3\r\n\r\n---").await;
+    assert_eq!(raw.response().await.status, 200);
+    assert!(raw.until_closed().await.is_empty(), "HTTP/1.0 without keep-alive is closed after the response");
+}
+
+#[tokio::test]
+async fn a_stalled_request_head_is_dropped_after_the_header_timeout() {
+    let mut config = HttpConfig::default();
+    config.header_timeout = Duration::from_millis(200);
+    let pc = protocomm(sec1(), SessionLimits::default());
+    let server = Server::start_with(pc, Box::new(SeededRandom::new(1)), config).await;
+    let mut raw = server.raw().await;
+    raw.send(b"POST /proto-ver HTTP/1.1\r\nHost: te").await;
+    raw.assert_closed_silently().await;
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let mut config = HttpConfig::default();
+    config.max_connections = 1;
+    let pc = protocomm(sec1(), SessionLimits::default());
+    let server = Server::start_with(pc, Box::new(SeededRandom::new(1)), config).await;
+    let mut first = server.client().await;
+    within(first.request(names::PROTO_VER, b"---")).await.unwrap();
+
+    // The second connection is accepted by the kernel but not served while the first one is open.
+    let mut second = server.raw().await;
+    second.send(&post(names::PROTO_VER, b"---", "")).await;
+    let waiting = tokio::spawn(async move { second.response().await.status });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    drop(first);
+    assert_eq!(within(waiting).await.unwrap(), 200);
+}

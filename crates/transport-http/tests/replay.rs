@@ -1,0 +1,150 @@
+//! The esp_prov transcripts in `shared/vectors/esp_prov-sessions`, replayed over a raw TCP connection with
+//! esp_prov's exact request lines, headers (in its order, its cookie included) and bodies. The device runs with
+//! the transcript's fixed randomness (session id first, then the handshake secrets), so every response must
+//! match byte for byte, and every `Set-Cookie` must appear exactly where the reference device sent it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use wifiprov_proto::danger;
+use wifiprov_proto::endpoint::{HandlerError, Protocomm, SessionId, SessionLimits, names};
+use wifiprov_proto::secret::ProofOfPossession;
+use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier};
+use wifiprov_testkit::{ScriptedRandom, hex_field, unhex, vectors};
+use wifiprov_transport_http::HttpConfig;
+
+use crate::common::*;
+
+/// The headers esp_prov (Python's http.client) sends, in its order.
+const ESP_PROV_HEADERS: [&str; 6] = ["Host", "Accept-Encoding", "Content-Length", "Content-type", "Accept", "Cookie"];
+
+fn exchanges(run: &Value) -> &Vec<Value> {
+    run["exchanges"].as_array().unwrap()
+}
+
+fn plaintext(exchange: &Value, which: &str, sec0: bool) -> Option<Vec<u8>> {
+    let key = if sec0 { format!("{which}_hex") } else { format!("{which}_plaintext_hex") };
+    exchange[key.as_str()].as_str().map(unhex)
+}
+
+/// A device whose ordinary endpoints expect the transcript's decrypted requests in order and answer with its
+/// plaintext responses.
+fn scripted_protocomm(security: DeviceSecurity, version: &str, run: &Value, sec0: bool) -> Protocomm {
+    type Script = Arc<Mutex<VecDeque<(String, Vec<u8>, Vec<u8>)>>>;
+    let script: Script = Arc::default();
+    for e in exchanges(run) {
+        let endpoint = e["endpoint"].as_str().unwrap();
+        if endpoint != names::PROTO_VER
+            && endpoint != names::PROV_SESSION
+            && let (Some(request), Some(response)) = (plaintext(e, "request", sec0), plaintext(e, "response", sec0))
+        {
+            script.lock().unwrap().push_back((endpoint.to_owned(), request, response));
+        }
+    }
+    let mut pc = Protocomm::new(SessionLimits::default());
+    pc.set_version(names::PROTO_VER, version).unwrap();
+    pc.set_security(names::PROV_SESSION, security).unwrap();
+    for name in [names::PROV_CONFIG, names::PROV_SCAN, names::PROV_CTRL, "custom-data"] {
+        let script = script.clone();
+        let handler = move |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
+            let (endpoint, expected, response) = script.lock().unwrap().pop_front().expect("unexpected request");
+            assert_eq!(endpoint, name, "request reached the wrong endpoint");
+            assert_eq!(hex::encode(request), hex::encode(expected), "{name}: decrypted request differs");
+            Ok(response)
+        };
+        pc.add_endpoint(name, Arc::new(handler)).unwrap();
+    }
+    pc
+}
+
+/// The request exactly as esp_prov sent it.
+fn esp_prov_request(exchange: &Value) -> Vec<u8> {
+    let http = &exchange["http"];
+    let headers = http["request_headers"].as_object().unwrap();
+    for name in headers.keys() {
+        assert!(ESP_PROV_HEADERS.contains(&name.as_str()), "unexpected header {name} in the transcript");
+    }
+    let mut text = format!("{}\r\n", http["request_line"].as_str().unwrap());
+    for name in ESP_PROV_HEADERS {
+        if let Some(value) = headers.get(name) {
+            text.push_str(&format!("{name}: {}\r\n", value.as_str().unwrap()));
+        }
+    }
+    text.push_str("\r\n");
+    [text.into_bytes(), hex_field(exchange, "request_hex")].concat()
+}
+
+/// The session id the transcript's device drew, as the first four random bytes (big-endian).
+fn cookie_random(file: &Value) -> [u8; 4] {
+    let cookie = file["session_cookie"].as_str().unwrap();
+    let id: u32 = cookie.strip_prefix("session=").unwrap().parse().unwrap();
+    id.to_be_bytes()
+}
+
+async fn replay_run(security: DeviceSecurity, device_random: &[u8], file: &Value, version: &str, run: &Value) {
+    let name = run["name"].as_str().unwrap();
+    let sec0 = security.version().number() == 0;
+    let pc = scripted_protocomm(security, version, run, sec0);
+    let rng = ScriptedRandom::new([cookie_random(file).as_slice(), device_random]);
+    let server = Server::start_with(pc, Box::new(rng), HttpConfig::default()).await;
+    let mut raw = server.raw().await;
+    for e in exchanges(run) {
+        let seq = &e["seq"];
+        raw.send(&esp_prov_request(e)).await;
+        let Some(expected) = e["response_hex"].as_str() else {
+            // The reference device refused here: no HTTP response at all, then the close.
+            raw.assert_closed_silently().await;
+            return;
+        };
+        let response = raw.response().await;
+        assert_eq!(response.status, 200, "{name} seq {seq}");
+        assert_eq!(response.header("Content-Type"), Some("text/html"), "{name} seq {seq}");
+        assert_eq!(hex::encode(&response.body), expected, "{name} seq {seq}: response body differs");
+        assert_eq!(
+            response.header("Set-Cookie"),
+            e["http"]["response_set_cookie"].as_str(),
+            "{name} seq {seq}: Set-Cookie differs"
+        );
+    }
+    // The whole run used one keep-alive connection; it is still open and usable.
+    raw.send(&esp_prov_request(&exchanges(run)[0])).await;
+    assert_eq!(raw.response().await.status, 200, "{name}: connection not kept alive");
+}
+
+#[tokio::test]
+async fn esp_prov_sec0_runs() {
+    let file = vectors("esp_prov-sessions/sec0.json");
+    let version = file["proto_ver_response"].as_str().unwrap();
+    for run in file["runs"].as_array().unwrap() {
+        replay_run(danger::sec0(), &[], &file, version, run).await;
+    }
+}
+
+#[tokio::test]
+async fn esp_prov_sec1_runs() {
+    let file = vectors("esp_prov-sessions/sec1.json");
+    let version = file["proto_ver_response"].as_str().unwrap();
+    let pop = ProofOfPossession::from(file["pop"].as_str().unwrap());
+    let random = [hex_field(&file, "device_private_key"), hex_field(&file, "device_random")].concat();
+    let runs = file["runs"].as_array().unwrap();
+    assert!(runs.len() >= 6);
+    for run in runs {
+        replay_run(DeviceSecurity::sec1(pop.clone()), &random, &file, version, run).await;
+    }
+}
+
+#[tokio::test]
+async fn esp_prov_sec2_runs() {
+    let file = vectors("esp_prov-sessions/sec2.json");
+    let variant = &file["variants"]["sec_patch_ver_1"];
+    let version = variant["proto_ver_response"].as_str().unwrap();
+    let verifier = Arc::new(Sec2Verifier::new(&hex_field(&file, "salt"), &hex_field(&file, "verifier")).unwrap());
+    // With the counter nonce rule only the 8-byte prefix is random.
+    let nonce = hex_field(variant, "device_nonce");
+    let random = [hex_field(&file, "device_b"), nonce[..8].to_vec()].concat();
+    for run in variant["runs"].as_array().unwrap() {
+        let security = DeviceSecurity::sec2(verifier.clone(), Sec2Patch::Counter);
+        replay_run(security, &random, &file, version, run).await;
+    }
+}

@@ -1,0 +1,203 @@
+//! Which session a request belongs to: cookies, connections, several clients at once.
+
+use std::time::Duration;
+
+use wifiprov_proto::endpoint::{SessionLimits, names};
+use wifiprov_transport_http::TransportError;
+
+use crate::common::*;
+
+fn cookie_id(cookie: &str) -> u32 {
+    cookie.strip_prefix("session=").expect("cookie is session=<id>").parse().expect("decimal u32")
+}
+
+#[tokio::test]
+async fn set_cookie_only_on_the_first_response_of_a_session() {
+    let server = Server::start(protocomm(sec1(), SessionLimits::default())).await;
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROTO_VER, b"none", "")).await;
+    let first = raw.response().await;
+    let cookie = first.header("Set-Cookie").expect("first response sets the cookie").to_owned();
+    let id = cookie_id(&cookie);
+    // The exact layout of ESP's httpd.
+    let expected = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nSet-Cookie: session={id}\r\n\r\n",
+        VERSION.len()
+    );
+    assert_eq!(first.head, expected);
+    assert_eq!(first.body, VERSION.as_bytes());
+
+    // With the cookie: same session, no new cookie.
+    raw.send(&post(names::PROTO_VER, b"no_pop", &format!("Cookie: {cookie}\r\n"))).await;
+    let second = raw.response().await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("Set-Cookie"), None);
+    // Without a cookie on the same connection: still the same session (ESP's socket rule).
+    raw.send(&post(names::PROTO_VER, b"wifi_scan", "")).await;
+    let third = raw.response().await;
+    assert_eq!(third.status, 200);
+    assert_eq!(third.header("Set-Cookie"), None);
+    assert_eq!(server.session_count(), 1);
+}
+
+#[tokio::test]
+async fn session_continues_on_a_new_connection_with_the_cookie() {
+    let server = Server::start(protocomm(sec1(), SessionLimits::default())).await;
+    let mut client = server.client().await;
+    let mut session = handshake(&mut client, sec1_client(), 20).await;
+    assert_echo(&mut client, &mut session, b"before").await;
+    let cookie = client.cookie().unwrap().to_owned();
+
+    within(client.reconnect()).await.unwrap();
+    assert_echo(&mut client, &mut session, b"after reconnect").await;
+    assert_eq!(client.cookie(), Some(cookie.as_str()), "no new session was opened");
+
+    // A different client object (think: the CLI run again) continues the same session with the cookie alone.
+    drop(client);
+    let mut other = server.client().await;
+    other.set_cookie(Some(&cookie)).unwrap();
+    assert_echo(&mut other, &mut session, b"from another client").await;
+    assert_eq!(other.cookie(), Some(cookie.as_str()));
+    assert_eq!(server.session_count(), 1);
+}
+
+#[tokio::test]
+async fn a_cookie_that_does_not_match_exactly_opens_a_new_session() {
+    let server = Server::start(protocomm(sec1(), SessionLimits::default())).await;
+    let mut client = server.client().await;
+    let mut session = handshake(&mut client, sec1_client(), 21).await;
+    let original = client.cookie().unwrap().to_owned();
+    let id = cookie_id(&original);
+
+    let mut seen = vec![original.clone()];
+    for bogus in [
+        format!("session={}", id.wrapping_add(1)),
+        format!("session={id}; x=2"),
+        format!("session=0{id}"),
+        format!("Session={id}"),
+        format!("other=1; session={id}"),
+    ] {
+        let mut other = server.client().await;
+        other.set_cookie(Some(&bogus)).unwrap();
+        within(other.request(names::PROTO_VER, b"---")).await.unwrap();
+        let fresh = other.cookie().unwrap().to_owned();
+        assert_ne!(fresh, bogus, "{bogus:?} was taken for a session: no new cookie was set");
+        cookie_id(&fresh);
+        assert!(!seen.contains(&fresh), "{bogus:?} did not get a session of its own");
+        seen.push(fresh);
+    }
+    // The first client's session was not disturbed by any of them.
+    assert_echo(&mut client, &mut session, b"still mine").await;
+    assert_eq!(client.cookie(), Some(original.as_str()));
+}
+
+#[tokio::test]
+async fn a_cookieless_client_gets_its_own_session_and_leaves_others_alone() {
+    let server = Server::start(protocomm(sec1(), SessionLimits::default())).await;
+    let mut first = server.client().await;
+    let mut first_session = handshake(&mut first, sec1_client(), 22).await;
+
+    // On ESP this request would silently end the first client's session.
+    let mut second = server.client().await;
+    within(second.request(names::PROTO_VER, b"---")).await.unwrap();
+    assert_ne!(second.cookie(), first.cookie());
+    assert_echo(&mut first, &mut first_session, b"first, after second connected").await;
+
+    let mut second_session = handshake(&mut second, sec1_client(), 23).await;
+    assert_echo(&mut first, &mut first_session, b"first").await;
+    assert_echo(&mut second, &mut second_session, b"second").await;
+    assert_eq!(server.session_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_are_isolated() {
+    let server = Server::start(protocomm(sec2(), SessionLimits::default())).await;
+    let mut tasks = Vec::new();
+    for n in 0..4u8 {
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut client = within(wifiprov_transport_http::HttpClient::connect(addr)).await.unwrap();
+            let mut session = handshake(&mut client, sec2_client(), 100 + u64::from(n)).await;
+            for i in 0..10u8 {
+                assert_echo(&mut client, &mut session, &[n, i, n, i]).await;
+            }
+            client.cookie().unwrap().to_owned()
+        }));
+    }
+    let mut cookies = Vec::new();
+    for task in tasks {
+        cookies.push(within(task).await.unwrap());
+    }
+    cookies.sort();
+    cookies.dedup();
+    assert_eq!(cookies.len(), 4, "every client had its own session");
+}
+
+#[tokio::test]
+async fn a_blocking_handler_does_not_hold_up_other_sessions() {
+    let mut pc = protocomm(sec1(), SessionLimits::default());
+    let mut gate = Gate::install(&mut pc);
+    let server = Server::start(pc).await;
+
+    let mut slow = server.client().await;
+    let mut slow_session = handshake(&mut slow, sec1_client(), 24).await;
+    let cookie = slow.cookie().unwrap().to_owned();
+    let blocked = tokio::spawn(async move {
+        let reply = call(&mut slow, &mut slow_session, BLOCK, b"scan").await;
+        (reply, slow, slow_session)
+    });
+    assert_eq!(gate.entered().await, b"scan");
+
+    // Another client does a whole handshake and requests while the handler is stuck.
+    let mut fast = server.client().await;
+    let mut fast_session = handshake(&mut fast, sec1_client(), 25).await;
+    assert_echo(&mut fast, &mut fast_session, b"not blocked").await;
+
+    // The blocked session itself is busy: a second request in it (from another connection) is refused.
+    let mut intruder = server.client().await;
+    intruder.set_cookie(Some(&cookie)).unwrap();
+    let err = within(intruder.request(ECHO, b"xxxx")).await.unwrap_err();
+    assert!(matches!(err, TransportError::ConnectionClosed { .. }), "{err:?}");
+
+    gate.release();
+    let (reply, mut slow, mut slow_session) = within(blocked).await.unwrap();
+    assert_eq!(reply.unwrap(), b"released");
+    assert_echo(&mut slow, &mut slow_session, b"after the scan").await;
+}
+
+#[tokio::test]
+async fn a_full_session_table_refuses_newcomers_without_disturbing_established_sessions() {
+    let limits = SessionLimits { max_sessions: 1, idle_timeout: Duration::from_secs(3600) };
+    let server = Server::start(protocomm(sec1(), limits)).await;
+    let mut first = server.client().await;
+    let mut session = handshake(&mut first, sec1_client(), 26).await;
+
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROTO_VER, b"---", "")).await;
+    raw.assert_closed_silently().await;
+    assert_echo(&mut first, &mut session, b"still here").await;
+}
+
+#[tokio::test]
+async fn a_session_whose_first_request_fails_is_closed() {
+    let server = Server::start(protocomm(sec1(), SessionLimits::default())).await;
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROV_SESSION, b"\xff\xff\xff", "")).await;
+    raw.assert_closed_silently().await;
+    assert_eq!(server.session_count(), 0, "the unreachable session was not kept");
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn unauthenticated_sessions_are_evicted_for_newcomers() {
+    let limits = SessionLimits { max_sessions: 2, idle_timeout: Duration::from_secs(3600) };
+    let server = Server::start(protocomm(sec1(), limits)).await;
+    let mut established = server.client().await;
+    let mut session = handshake(&mut established, sec1_client(), 27).await;
+    for _ in 0..5 {
+        let mut probe = server.client().await;
+        within(probe.request(names::PROTO_VER, b"---")).await.unwrap();
+    }
+    assert_eq!(server.session_count(), 2);
+    assert_echo(&mut established, &mut session, b"survived the probes").await;
+}
