@@ -1,0 +1,10 @@
+//! The client side of ESP unified provisioning: version and capabilities, session setup, and typed calls
+//! to `prov-config`, `prov-scan`, `prov-ctrl` and custom endpoints, over any [`Transport`].
+#![forbid(unsafe_code)]
+
+mod client;
+mod transport;
+
+pub use client::{Client, ClientError, PollPolicy, ProvisionOutcome};
+pub use transport::Transport;
+pub use wifiprov_transport_http::{HttpClient, TransportError};

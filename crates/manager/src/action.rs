@@ -1,0 +1,84 @@
+//! What the manager asks its driver to do, and what it tells subscribers.
+
+use core::fmt;
+
+use wifiprov_backend::{ConnectRequest, LinkInfo, Passphrase, ScanParams, Ssid};
+
+/// Credentials received from a client: the network to join.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The network.
+    pub ssid: Ssid,
+    /// Its passphrase; `None` for an open network.
+    pub passphrase: Option<Passphrase>,
+}
+
+impl Credentials {
+    pub(crate) fn connect_request(&self) -> ConnectRequest {
+        ConnectRequest::new(self.ssid.clone(), self.passphrase.clone())
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("ssid", &self.ssid)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Work for the driver. Each is answered (where it has an outcome) through the matching `handle_*` method.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Action {
+    /// Join this network; report the outcome with [`crate::Manager::handle_connect_result`].
+    Connect(ConnectRequest),
+    /// Leave the current network, if any.
+    Disconnect,
+    /// Scan; report with [`crate::Manager::handle_scan_result`].
+    Scan(ScanParams),
+    /// Persist these credentials as the provisioned network (they just worked).
+    Persist(Credentials),
+    /// Forget the persisted credentials.
+    ClearPersisted,
+    /// Tear the provisioning transport down: the service has ended.
+    StopService,
+}
+
+/// Why a provisioning attempt failed, as clients are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// The network refused the passphrase.
+    AuthError,
+    /// The network was not found.
+    NetworkNotFound,
+}
+
+/// Manager lifecycle events (ESP's `WIFI_PROV_*` events), delivered in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The manager was created.
+    Init,
+    /// Provisioning started (also after a reprovision request).
+    Start,
+    /// A client applied credentials; the connection attempt is about to start.
+    SetStaConfig {
+        /// The network.
+        ssid: Ssid,
+    },
+    /// The credentials were accepted and the device is connecting.
+    CredRecv {
+        /// The network.
+        ssid: Ssid,
+    },
+    /// Connecting with the received credentials failed for good.
+    CredFail(FailReason),
+    /// The device joined the network and got an address.
+    CredSuccess(LinkInfo),
+    /// The service stopped.
+    End,
+    /// The manager was shut down.
+    Deinit,
+}
