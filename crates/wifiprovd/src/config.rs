@@ -1,0 +1,375 @@
+//! The daemon's configuration: a TOML file and command-line flags (flags win), validated into
+//! [`DaemonConfig`] before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use wifiprov_manager::{AutoStop, ManagerConfig};
+use wifiprov_proto::danger;
+use wifiprov_proto::rng::SecureRandom;
+use wifiprov_proto::secret::{Password, ProofOfPossession};
+use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
+
+/// Settings as written in the TOML file or given as flags; every field optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address and port of the HTTP transport.
+    pub listen: Option<SocketAddr>,
+    /// Security scheme, 0, 1 or 2.
+    pub security: Option<u8>,
+    /// Security 1 proof of possession.
+    pub pop: Option<String>,
+    /// Security 2 username.
+    pub sec2_username: Option<String>,
+    /// Security 2 password (the verifier is derived at start).
+    pub sec2_password: Option<String>,
+    /// Security 2 salt, hex (with `sec2_verifier`, instead of a password).
+    pub sec2_salt: Option<String>,
+    /// Security 2 verifier, hex.
+    pub sec2_verifier: Option<String>,
+    /// Security 2 nonce rule, 0 (legacy) or 1.
+    pub sec2_patch: Option<u8>,
+    /// Device name shown to apps (BLE name, SoftAP SSID, QR payload).
+    pub service_name: Option<String>,
+    /// SoftAP passphrase, for the QR code and printed instructions.
+    pub service_key: Option<String>,
+    /// Directory of the persisted state.
+    pub state_dir: Option<PathBuf>,
+    /// Wi-Fi backend; only `sim` for now.
+    pub backend: Option<String>,
+    /// Scenario file of the simulated radio.
+    pub scenario: Option<PathBuf>,
+    /// Stop provisioning automatically after success.
+    pub auto_stop: Option<bool>,
+    /// Upper bound on how long provisioning stays up after success, in seconds.
+    pub auto_stop_timeout_secs: Option<u64>,
+    /// Connection attempts before reporting a failure; 0 = ESP's legacy behaviour.
+    pub connect_attempts: Option<u32>,
+    /// Delay before connecting after ApplyConfig, in milliseconds.
+    pub connect_delay_ms: Option<u64>,
+    /// Start provisioning even when a network is provisioned already.
+    pub always_provision: Option<bool>,
+    /// Sessions kept at once by the transport.
+    pub max_sessions: Option<usize>,
+}
+
+impl RawConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_owned() })
+    }
+
+    /// `self` with every setting of `overrides` that is present taking precedence.
+    pub fn overlay(self, overrides: RawConfig) -> Self {
+        macro_rules! pick {
+            ($($field:ident),*) => { Self { $($field: overrides.$field.or(self.$field)),* } };
+        }
+        pick!(
+            listen,
+            security,
+            pop,
+            sec2_username,
+            sec2_password,
+            sec2_salt,
+            sec2_verifier,
+            sec2_patch,
+            service_name,
+            service_key,
+            state_dir,
+            backend,
+            scenario,
+            auto_stop,
+            auto_stop_timeout_secs,
+            connect_attempts,
+            connect_delay_ms,
+            always_provision,
+            max_sessions
+        )
+    }
+}
+
+/// Why the configuration is unusable. Secrets are never quoted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A setting has an invalid value.
+    #[error("{setting}: {problem}")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The random source failed while generating credentials.
+    #[error("random source unavailable")]
+    Random,
+}
+
+fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { setting, problem: problem.into() }
+}
+
+/// What a person needs to provision the device, printed at start.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Security 0: nothing.
+    None,
+    /// Security 1 with this PoP.
+    Pop(String),
+    /// Security 2 with this username and, when known (given or generated), the password.
+    UserPassword {
+        /// The SRP username.
+        username: String,
+        /// The password, when the daemon knows it.
+        password: Option<String>,
+        /// Whether the daemon generated the password at this start.
+        generated: bool,
+    },
+}
+
+/// A validated configuration.
+pub struct DaemonConfig {
+    /// HTTP address.
+    pub listen: SocketAddr,
+    /// The security scheme with its credentials.
+    pub security: DeviceSecurity,
+    /// The credentials to show to a person.
+    pub credentials: Credentials,
+    /// Device name.
+    pub service_name: String,
+    /// SoftAP passphrase.
+    pub service_key: Option<String>,
+    /// Persisted state directory.
+    pub state_dir: PathBuf,
+    /// Simulated radio scenario; `None` = the built-in one.
+    pub scenario: Option<PathBuf>,
+    /// Manager settings.
+    pub manager: ManagerConfig,
+    /// Provision even when provisioned.
+    pub always_provision: bool,
+    /// Session table size.
+    pub max_sessions: usize,
+}
+
+/// The SRP username when none is configured, as in ESP's examples.
+pub const DEFAULT_USERNAME: &str = "wifiprov";
+/// The HTTP address when none is configured: loopback, so a first start exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl DaemonConfig {
+    /// Validates `raw`. Security 2 without a password or verifier gets a fresh random password, printed at
+    /// start, so the daemon never runs with a guessable default.
+    pub fn validate(raw: RawConfig, rng: &mut dyn SecureRandom) -> Result<Self, ConfigError> {
+        let patch = match raw.sec2_patch.unwrap_or(1) {
+            0 => Sec2Patch::Legacy,
+            1 => Sec2Patch::Counter,
+            other => return Err(invalid("sec2_patch", format!("{other} is not 0 or 1"))),
+        };
+        let (security, credentials) = match raw.security.unwrap_or(2) {
+            0 => (danger::sec0(), Credentials::None),
+            1 => match raw.pop {
+                Some(pop) if !pop.is_empty() => {
+                    (DeviceSecurity::sec1(ProofOfPossession::from(pop.as_str())), Credentials::Pop(pop))
+                }
+                _ => (danger::sec1_without_pop(), Credentials::None),
+            },
+            2 => sec2(&raw, patch, rng)?,
+            other => return Err(invalid("security", format!("{other} is not 0, 1 or 2"))),
+        };
+        let service_name = raw.service_name.unwrap_or_else(default_service_name);
+        if service_name.is_empty() || service_name.len() > 32 {
+            return Err(invalid("service_name", "must be 1 to 32 bytes"));
+        }
+        if let Some(backend) = raw.backend.as_deref()
+            && backend != "sim"
+        {
+            return Err(invalid("backend", format!("unknown backend {backend:?} (available: sim)")));
+        }
+        let auto_stop = match (raw.auto_stop.unwrap_or(true), raw.auto_stop_timeout_secs) {
+            (false, _) => AutoStop::Disabled,
+            (true, secs) => AutoStop::After { timeout: Duration::from_secs(secs.unwrap_or(30)) },
+        };
+        let defaults = ManagerConfig::default();
+        let manager = ManagerConfig {
+            auto_stop,
+            connect_attempts: raw.connect_attempts.unwrap_or(defaults.connect_attempts),
+            connect_delay: raw.connect_delay_ms.map_or(defaults.connect_delay, Duration::from_millis),
+            ..defaults
+        };
+        let max_sessions = raw.max_sessions.unwrap_or(8);
+        if max_sessions == 0 {
+            return Err(invalid("max_sessions", "must be at least 1"));
+        }
+        Ok(Self {
+            listen: raw
+                .listen
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)))),
+            security,
+            credentials,
+            service_name,
+            service_key: raw.service_key,
+            state_dir: raw.state_dir.unwrap_or_else(default_state_dir),
+            scenario: raw.scenario,
+            manager,
+            always_provision: raw.always_provision.unwrap_or(false),
+            max_sessions,
+        })
+    }
+}
+
+fn sec2(
+    raw: &RawConfig,
+    patch: Sec2Patch,
+    rng: &mut dyn SecureRandom,
+) -> Result<(DeviceSecurity, Credentials), ConfigError> {
+    let username = raw.sec2_username.clone().unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
+    let verifier = |salt: &[u8], verifier: &[u8]| {
+        Sec2Verifier::new(salt, verifier).map_err(|e| invalid("sec2_verifier", e.to_string()))
+    };
+    let (verifier, password, generated) = match (&raw.sec2_password, &raw.sec2_salt, &raw.sec2_verifier) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(invalid("sec2_password", "give either a password or a salt and verifier, not both"));
+        }
+        (None, Some(salt), Some(v)) => {
+            let salt = hex::decode(salt).map_err(|_| invalid("sec2_salt", "not hex"))?;
+            let v = hex::decode(v).map_err(|_| invalid("sec2_verifier", "not hex"))?;
+            (verifier(&salt, &v)?, None, false)
+        }
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            return Err(invalid("sec2_salt", "a salt needs a verifier and a verifier needs a salt"));
+        }
+        (password, None, None) => {
+            let (password, generated) = match password {
+                Some(p) if !p.is_empty() => (p.clone(), false),
+                Some(_) => return Err(invalid("sec2_password", "must not be empty")),
+                None => (generate_password(rng)?, true),
+            };
+            let creds = generate_salt_verifier(username.as_bytes(), &Password::from(password.as_str()), 16, rng)
+                .map_err(|_| ConfigError::Random)?;
+            (verifier(&creds.salt, &creds.verifier)?, Some(password), generated)
+        }
+    };
+    Ok((DeviceSecurity::sec2(Arc::new(verifier), patch), Credentials::UserPassword { username, password, generated }))
+}
+
+/// 12 characters from an alphabet without look-alikes (no 0/O, 1/l/I): about 70 bits.
+fn generate_password(rng: &mut dyn SecureRandom) -> Result<String, ConfigError> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut out = String::with_capacity(12);
+    while out.len() < 12 {
+        let mut byte = [0u8];
+        rng.fill(&mut byte).map_err(|_| ConfigError::Random)?;
+        // Rejection sampling keeps every character equally likely.
+        let limit = 256 - 256 % ALPHABET.len();
+        if usize::from(byte[0]) < limit
+            && let Some(c) = ALPHABET.get(usize::from(byte[0]) % ALPHABET.len())
+        {
+            out.push(char::from(*c));
+        }
+    }
+    Ok(out)
+}
+
+/// `PROV_` and six hex digits derived from the machine id (stable across restarts), like ESP's MAC-based names.
+fn default_service_name() -> String {
+    use sha2::Digest as _;
+    let seed = std::fs::read("/etc/machine-id").unwrap_or_else(|_| b"wifiprov".to_vec());
+    let digest = sha2::Sha256::digest(&seed);
+    format!("PROV_{}", hex::encode_upper(digest.get(..3).unwrap_or_default()))
+}
+
+/// `/var/lib/wifiprov` for root (the systemd unit's StateDirectory), else the XDG state directory.
+fn default_state_dir() -> PathBuf {
+    let is_root = std::env::var("USER").is_ok_and(|u| u == "root") || std::env::var("HOME").is_ok_and(|h| h == "/root");
+    if is_root {
+        return PathBuf::from("/var/lib/wifiprov");
+    }
+    match (std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")) {
+        (Some(state), _) => PathBuf::from(state).join("wifiprov"),
+        (None, Some(home)) => PathBuf::from(home).join(".local/state/wifiprov"),
+        (None, None) => PathBuf::from(".wifiprov-state"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use wifiprov_testkit::SeededRandom;
+
+    #[test]
+    fn defaults_are_secure_and_loopback() {
+        let config = DaemonConfig::validate(RawConfig::default(), &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.security.version().number(), 2);
+        let Credentials::UserPassword { username, password, generated } = &config.credentials else { panic!() };
+        assert_eq!(username, DEFAULT_USERNAME);
+        assert!(*generated && password.as_ref().unwrap().len() == 12);
+        assert!(config.service_name.starts_with("PROV_") && config.service_name.len() == 11);
+    }
+
+    #[test]
+    fn flags_override_the_file_and_bad_values_are_named() {
+        let file: RawConfig = toml::from_str("security = 1\npop = \"filepop\"\nlisten = \"127.0.0.1:9\"").unwrap();
+        let flags = RawConfig { pop: Some("flagpop".into()), ..RawConfig::default() };
+        let config = DaemonConfig::validate(file.overlay(flags), &mut SeededRandom::new(1)).unwrap();
+        assert!(matches!(&config.credentials, Credentials::Pop(p) if p == "flagpop"));
+        assert_eq!(config.listen.port(), 9);
+
+        for (raw, setting) in [
+            (RawConfig { security: Some(3), ..RawConfig::default() }, "security"),
+            (RawConfig { sec2_patch: Some(2), ..RawConfig::default() }, "sec2_patch"),
+            (RawConfig { backend: Some("nm".into()), ..RawConfig::default() }, "backend"),
+            (RawConfig { sec2_salt: Some("00".into()), ..RawConfig::default() }, "sec2_salt"),
+            (
+                RawConfig {
+                    sec2_password: Some("secret-pw".into()),
+                    sec2_verifier: Some("01".into()),
+                    ..RawConfig::default()
+                },
+                "sec2_password",
+            ),
+        ] {
+            match DaemonConfig::validate(raw, &mut SeededRandom::new(1)) {
+                Err(ConfigError::Invalid { setting: s, problem }) => {
+                    assert_eq!(s, setting);
+                    assert!(!problem.contains("secret-pw"));
+                }
+                other => panic!("expected an invalid {setting}, got {:?}", other.err()),
+            }
+        }
+        assert!(toml::from_str::<RawConfig>("lisen = \"x\"").is_err(), "typos are errors");
+    }
+
+    #[test]
+    fn generated_passwords_differ_and_avoid_look_alikes() {
+        let a = generate_password(&mut SeededRandom::new(1)).unwrap();
+        let b = generate_password(&mut SeededRandom::new(2)).unwrap();
+        assert_ne!(a, b);
+        assert!(!a.contains(['0', 'O', '1', 'l', 'I']));
+    }
+}

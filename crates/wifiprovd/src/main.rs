@@ -1,0 +1,236 @@
+//! `wifiprovd`: the wifiprov device daemon.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use wifiprov_backend::WifiBackend;
+use wifiprov_backend_sim::SimRadio;
+use wifiprov_manager::Event;
+use wifiprov_proto::endpoint::SessionLimits;
+use wifiprov_proto::rng::OsRandom;
+use wifiprovd::config::{Credentials, DaemonConfig, RawConfig};
+use wifiprovd::qr::{QrPayload, QrTransport};
+use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
+use wifiprovd::store::CredentialStore;
+
+/// ESP-compatible Wi-Fi provisioning for Linux devices.
+///
+/// Serves Espressif's unified provisioning protocol (esp_prov, the ESP SoftAP/BLE provisioning apps, and
+/// wifiprov) over HTTP, on a simulated radio by default. Settings come from --config FILE and flags; flags win.
+///
+/// Examples:
+///   wifiprovd                                   security 2 with a generated password, on 127.0.0.1:8080
+///   wifiprovd --security 1 --pop abcd1234       security 1 with a proof of possession
+///   wifiprovd --listen 0.0.0.0:80 --state-dir /var/lib/wifiprov --config /etc/wifiprov/wifiprovd.toml
+///
+/// Passwords and PoPs given as flags are visible in the process list; prefer the config file (mode 0600)
+/// or a generated password.
+#[derive(Debug, Parser)]
+#[command(version, verbatim_doc_comment)]
+struct Flags {
+    /// TOML configuration file (same keys as the flags, with underscores).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port to serve HTTP on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    /// Security scheme: 0 (none), 1 (X25519 + PoP), 2 (SRP6a) [default: 2].
+    #[arg(long, value_name = "0|1|2")]
+    security: Option<u8>,
+    /// Security 1 proof of possession; without one, security 1 runs without PoP ("no_pop").
+    #[arg(long, value_name = "STR")]
+    pop: Option<String>,
+    /// Security 2 username [default: wifiprov].
+    #[arg(long, value_name = "U")]
+    sec2_username: Option<String>,
+    /// Security 2 password; generated and printed when neither it nor a salt and verifier are given.
+    #[arg(long, value_name = "P")]
+    sec2_password: Option<String>,
+    /// Security 2 salt in hex (from `wifiprov gen-cred` or `esp_prov --sec2_gen_cred`), with --sec2-verifier.
+    #[arg(long, value_name = "HEX")]
+    sec2_salt: Option<String>,
+    /// Security 2 verifier in hex.
+    #[arg(long, value_name = "HEX")]
+    sec2_verifier: Option<String>,
+    /// Security 2 nonce rule: 1 (current ESP) or 0 (firmware before 2025) [default: 1].
+    #[arg(long, value_name = "0|1")]
+    sec2_patch: Option<u8>,
+    /// Device name shown to apps and in the QR code [default: PROV_ and 6 hex digits of the machine id].
+    #[arg(long, value_name = "NAME")]
+    service_name: Option<String>,
+    /// SoftAP passphrase to show with the device name.
+    #[arg(long, value_name = "KEY")]
+    service_key: Option<String>,
+    /// Directory for the provisioned state [default: /var/lib/wifiprov as root, else ~/.local/state/wifiprov].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Wi-Fi backend [default: sim].
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// Scenario file for the simulated radio [default: the built-in demo scenario].
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Keep provisioning open after success (allows `prov-ctrl` reprovisioning).
+    #[arg(long)]
+    no_auto_stop: bool,
+    /// Connection attempts before reporting a failure; 0 keeps ESP's behaviour [default: 0].
+    #[arg(long, value_name = "N")]
+    connect_attempts: Option<u32>,
+    /// Delay between ApplyConfig and the first connection attempt, in ms [default: 1000].
+    #[arg(long, value_name = "MS")]
+    connect_delay_ms: Option<u64>,
+    /// Open provisioning even when a network is provisioned already.
+    #[arg(long)]
+    always_provision: bool,
+}
+
+impl Flags {
+    fn into_raw(self) -> (Option<PathBuf>, RawConfig) {
+        let raw = RawConfig {
+            listen: self.listen,
+            security: self.security,
+            pop: self.pop,
+            sec2_username: self.sec2_username,
+            sec2_password: self.sec2_password,
+            sec2_salt: self.sec2_salt,
+            sec2_verifier: self.sec2_verifier,
+            sec2_patch: self.sec2_patch,
+            service_name: self.service_name,
+            service_key: self.service_key,
+            state_dir: self.state_dir,
+            backend: self.backend,
+            scenario: self.scenario,
+            auto_stop: self.no_auto_stop.then_some(false),
+            auto_stop_timeout_secs: None,
+            connect_attempts: self.connect_attempts,
+            connect_delay_ms: self.connect_delay_ms,
+            always_provision: self.always_provision.then_some(true),
+            max_sessions: None,
+        };
+        (self.config, raw)
+    }
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wifiprovd: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wifiprovd: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(flags: Flags) -> anyhow::Result<()> {
+    let (file, overrides) = flags.into_raw();
+    let raw = match file {
+        Some(path) => RawConfig::from_file(&path)?.overlay(overrides),
+        None => overrides,
+    };
+    let config = DaemonConfig::validate(raw, &mut OsRandom).context("invalid configuration")?;
+
+    let radio = match &config.scenario {
+        Some(path) => SimRadio::from_file(path).context("cannot load the radio scenario")?,
+        None => SimRadio::builtin_default(),
+    };
+    let backend: Arc<dyn WifiBackend> = Arc::new(radio);
+    let store = CredentialStore::new(&config.state_dir);
+    let service_config = ServiceConfig {
+        manager: config.manager.clone(),
+        sessions: SessionLimits { max_sessions: config.max_sessions, ..SessionLimits::default() },
+        ..ServiceConfig::default()
+    };
+    let service = ProvisioningService::new(service_config, backend, store);
+    let mut events = service.subscribe();
+
+    let provisioned = service.connect_provisioned().context("cannot read the provisioned state")?;
+    if provisioned && !config.always_provision {
+        tracing::info!("provisioned already; not opening provisioning (use --always-provision to force it)");
+    } else {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr().context("listener address")?;
+        service.start_provisioning(config.security.clone(), Transport::Http(listener))?;
+        print_banner(&config, address);
+    }
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            event = events.recv() => match event {
+                Ok(Event::CredSuccess(link)) => {
+                    tracing::info!(ssid = %link.ssid, ip = %link.ip4, bssid = %link.bssid, "joined network");
+                }
+                Ok(Event::End) => tracing::info!("provisioning ended; the device stays on its network"),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    tracing::info!("shutting down");
+    service.deinit().await;
+    Ok(())
+}
+
+/// What a person needs at start: where to connect, how to authenticate, and a command line that works.
+fn print_banner(config: &DaemonConfig, address: std::net::SocketAddr) {
+    let mut out = String::new();
+    let security = config.security.version().number();
+    out.push_str(&format!("listening on {address}\n"));
+    out.push_str(&format!("device name {}, security {security}\n", config.service_name));
+    let (esp, ours, qr_user, qr_secret) = match &config.credentials {
+        Credentials::None => (String::new(), String::new(), None, None),
+        Credentials::Pop(pop) => (format!(" --pop {pop}"), format!(" --pop {pop}"), None, Some(pop.as_str())),
+        Credentials::UserPassword { username, password, generated } => {
+            if *generated {
+                out.push_str(
+                    "security 2 password generated for this run (set --sec2-password or a verifier to keep one)\n",
+                );
+            }
+            let pwd = password.as_deref().unwrap_or("<password>");
+            (
+                format!(" --sec2_username {username} --sec2_pwd {pwd}"),
+                format!(" --sec2-username {username} --sec2-password {pwd}"),
+                Some(username.as_str()),
+                password.as_deref(),
+            )
+        }
+    };
+    let qr = QrPayload::new(&config.service_name, qr_user, qr_secret, QrTransport::Softap);
+    if let Some(rendered) = qr.render() {
+        out.push_str(&rendered);
+        out.push('\n');
+    }
+    out.push_str(&format!("QR payload: {}\n", qr.to_json()));
+    out.push_str("provision it with (the simulated radio has wifiprov-demo / wifiprov-demo-pass):\n");
+    out.push_str(&format!(
+        "  wifiprov --device {address} --security {security}{ours} provision --ssid wifiprov-demo --passphrase wifiprov-demo-pass\n"
+    ));
+    out.push_str(&format!(
+        "  esp_prov.py --transport httpd --service_name {address} --sec_ver {security}{esp} --ssid wifiprov-demo --passphrase wifiprov-demo-pass\n"
+    ));
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (daemon under a supervisor) must not stop the daemon.
+    let _ = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush());
+}

@@ -1,0 +1,178 @@
+//! A daemon in the test process and a client for it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wifiprov_backend_sim::SimRadio;
+use wifiprov_client::{Client, HttpClient, PollPolicy};
+use wifiprov_manager::{Event, ManagerConfig};
+use wifiprov_proto::secret::{Password, ProofOfPossession};
+use wifiprov_proto::security::{ClientSecurity, DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
+use wifiprov_testkit::SeededRandom;
+use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
+use wifiprovd::store::CredentialStore;
+
+/// Fast radio: every duration is a few milliseconds of real time.
+pub(crate) const SCENARIO: &str = r#"
+scan_duration_ms = 30
+join_latency_ms = 20
+ip4_base = "10.0.0.10"
+
+[[ap]]
+ssid = "home"
+bssid = "02:00:00:00:00:01"
+channel = 6
+rssi = -40
+auth = "wpa2-psk"
+passphrase = "correct-horse"
+
+[[ap]]
+ssid = "cafe"
+bssid = "02:00:00:00:00:02"
+channel = 1
+rssi = -70
+auth = "open"
+
+[[ap]]
+ssid = "office"
+bssid = "02:00:00:00:00:03"
+channel = 11
+rssi = -55
+auth = "wpa3-sae"
+passphrase = "office-secret"
+
+[[ap]]
+ssid = "attic"
+bssid = "02:00:00:00:00:04"
+channel = 3
+rssi = -80
+auth = "wpa2-psk"
+passphrase = "attic-pass"
+
+[[ap]]
+ssid = "hidden"
+bssid = "02:00:00:00:00:05"
+channel = 9
+rssi = -30
+auth = "wpa2-psk"
+passphrase = "hidden-pass"
+hidden = true
+
+[[ap]]
+ssid = "flaky"
+bssid = "02:00:00:00:00:06"
+channel = 4
+rssi = -60
+auth = "wpa2-psk"
+passphrase = "flaky-pass"
+flaky_joins = 2
+"#;
+
+pub(crate) const USER: &str = "wifiprov";
+pub(crate) const PASSWORD: &str = "abcd1234";
+pub(crate) const POP: &str = "abcd1234";
+
+pub(crate) fn fast_manager() -> ManagerConfig {
+    ManagerConfig {
+        connect_delay: Duration::from_millis(10),
+        cleanup_delay: Duration::from_millis(100),
+        ..ManagerConfig::default()
+    }
+}
+
+pub(crate) fn sec2(patch: Sec2Patch) -> DeviceSecurity {
+    let creds =
+        generate_salt_verifier(USER.as_bytes(), &Password::from(PASSWORD), 16, &mut SeededRandom::new(9)).unwrap();
+    DeviceSecurity::sec2(Arc::new(Sec2Verifier::new(&creds.salt, &creds.verifier).unwrap()), patch)
+}
+
+pub(crate) fn sec1() -> DeviceSecurity {
+    DeviceSecurity::sec1(ProofOfPossession::from(POP))
+}
+
+pub(crate) fn client_security(device: &DeviceSecurity) -> ClientSecurity {
+    match device.version().number() {
+        0 => ClientSecurity::sec0(),
+        1 => ClientSecurity::sec1(ProofOfPossession::from(POP)),
+        _ => ClientSecurity::sec2(
+            USER,
+            Password::from(PASSWORD),
+            if device.patch_level() == 1 { Sec2Patch::Counter } else { Sec2Patch::Legacy },
+        ),
+    }
+}
+
+pub(crate) struct Daemon {
+    pub(crate) service: ProvisioningService,
+    /// Subscribed before the service started, so it sees every event.
+    pub(crate) events: tokio::sync::broadcast::Receiver<Event>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) radio: SimRadio,
+    pub(crate) security: DeviceSecurity,
+    pub(crate) state_dir: tempfile::TempDir,
+}
+
+pub(crate) struct Setup {
+    pub(crate) manager: ManagerConfig,
+    pub(crate) custom_endpoint: Option<&'static str>,
+    pub(crate) state_dir: Option<tempfile::TempDir>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self { manager: fast_manager(), custom_endpoint: None, state_dir: None }
+    }
+}
+
+pub(crate) async fn start(security: DeviceSecurity, setup: Setup) -> Daemon {
+    let radio = SimRadio::from_toml_str(SCENARIO).unwrap();
+    let state_dir = setup.state_dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+    let config = ServiceConfig { manager: setup.manager, ..ServiceConfig::default() };
+    let service = ProvisioningService::new(config, Arc::new(radio.clone()), CredentialStore::new(state_dir.path()));
+    let events = service.subscribe();
+    if let Some(name) = setup.custom_endpoint {
+        service.create_endpoint(name).unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    service.start_provisioning(security.clone(), Transport::Http(listener)).unwrap();
+    Daemon { service, events, addr, radio, security, state_dir }
+}
+
+impl Daemon {
+    /// A client with an established session.
+    pub(crate) async fn client(&self) -> Client<HttpClient> {
+        let mut client = Client::new(HttpClient::connect(self.addr).await.unwrap());
+        client.version().await.unwrap();
+        client.establish(client_security(&self.security), &mut SeededRandom::new(rand_seed())).await.unwrap();
+        client
+    }
+}
+
+pub(crate) fn rand_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(100);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+pub(crate) fn poll() -> PollPolicy {
+    PollPolicy { initial: Duration::from_millis(5), max: Duration::from_millis(50), deadline: Duration::from_secs(20) }
+}
+
+/// Waits for an event matching `want`, failing after a deadline.
+pub(crate) async fn wait_event(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    want: impl Fn(&Event) -> bool,
+) -> Event {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let event = events.recv().await.unwrap();
+            if want(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("event did not arrive in time")
+}
