@@ -69,7 +69,9 @@ fn bench(c: &mut Criterion) {
     let mut u_input = vec![0u8; 768];
     u_input[..384].copy_from_slice(a_pub);
     u_input[768 - b_pub.len()..].copy_from_slice(&b_pub);
-    let u = group_int(&<sha2::Sha512 as sha2::Digest>::digest(&u_input));
+    // u is a 512-bit hash: keep it at that precision, or plain pow would walk 3072 exponent bits.
+    let u = crypto_bigint::BoxedUint::from_be_slice(&<sha2::Sha512 as sha2::Digest>::digest(&u_input), 512)
+        .expect("64 bytes");
     let (a_int, v_int) = (group_int(a_pub), group_int(&verifier_bytes));
 
     let mut group = c.benchmark_group("device");

@@ -28,6 +28,7 @@ pub struct OsRandom;
 
 #[cfg(feature = "os-rng")]
 impl SecureRandom for OsRandom {
+    #[allow(clippy::disallowed_methods, reason = "the one adapter from the OS random source, used by binaries")]
     fn fill(&mut self, dest: &mut [u8]) -> Result<(), RandomUnavailable> {
         getrandom::fill(dest).map_err(|_| RandomUnavailable)
     }

@@ -26,7 +26,7 @@ use crate::store::{CredentialStore, StoreError};
 const BLOCKING_SCAN_LIMIT: Duration = Duration::from_secs(30);
 
 /// Settings of the service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServiceConfig {
     /// Manager settings (auto-stop, attempts, delays, scan size).
     pub manager: ManagerConfig,
@@ -34,16 +34,6 @@ pub struct ServiceConfig {
     pub sessions: SessionLimits,
     /// HTTP transport settings.
     pub http: wifiprov_transport_http::HttpConfig,
-}
-
-impl Default for ServiceConfig {
-    fn default() -> Self {
-        Self {
-            manager: ManagerConfig::default(),
-            sessions: SessionLimits::default(),
-            http: wifiprov_transport_http::HttpConfig::default(),
-        }
-    }
 }
 
 /// Why a service call failed.
@@ -92,11 +82,14 @@ struct Inner {
     store: CredentialStore,
     config: ServiceConfig,
     app_info: Mutex<Vec<AppInfo>>,
-    custom: Mutex<Vec<(String, Option<Arc<dyn EndpointHandler>>)>>,
+    /// Custom endpoints in creation order, each with its handler once registered.
+    custom: Mutex<Vec<CustomEndpoint>>,
     running: Mutex<Option<Running>>,
     /// The transport task after a stop, for [`ProvisioningService::wait`].
     stopped: Mutex<Option<JoinHandle<()>>>,
 }
+
+type CustomEndpoint = (String, Option<Arc<dyn EndpointHandler>>);
 
 /// A started transport.
 struct Running {
