@@ -11,6 +11,7 @@ mod action;
 mod config;
 mod handlers;
 mod manager;
+pub mod networks;
 
 pub use action::{Action, Credentials, Event, FailReason};
 pub use config::{AutoStop, ManagerConfig};
