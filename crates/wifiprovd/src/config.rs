@@ -55,6 +55,10 @@ pub struct RawConfig {
     pub always_provision: Option<bool>,
     /// Sessions kept at once by the transport.
     pub max_sessions: Option<usize>,
+    /// Advertise the service over mDNS (`_esp_wifi_prov._tcp`).
+    pub mdns: Option<bool>,
+    /// Interfaces to advertise on; empty means every interface.
+    pub mdns_interfaces: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -90,7 +94,9 @@ impl RawConfig {
             connect_attempts,
             connect_delay_ms,
             always_provision,
-            max_sessions
+            max_sessions,
+            mdns,
+            mdns_interfaces
         )
     }
 }
@@ -173,6 +179,8 @@ pub struct DaemonConfig {
     pub always_provision: bool,
     /// Session table size.
     pub max_sessions: usize,
+    /// mDNS advertisement, if enabled.
+    pub mdns: Option<crate::mdns::Interfaces>,
 }
 
 /// The SRP username when none is configured, as in ESP's examples.
@@ -237,6 +245,10 @@ impl DaemonConfig {
             manager,
             always_provision: raw.always_provision.unwrap_or(false),
             max_sessions,
+            mdns: raw.mdns.unwrap_or(false).then(|| match raw.mdns_interfaces {
+                Some(names) if !names.is_empty() => crate::mdns::Interfaces::Named(names),
+                _ => crate::mdns::Interfaces::All,
+            }),
         })
     }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod mdns;
 pub mod qr;
 pub mod service;
 pub mod store;

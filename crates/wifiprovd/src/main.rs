@@ -13,6 +13,7 @@ use wifiprov_manager::Event;
 use wifiprov_proto::endpoint::SessionLimits;
 use wifiprov_proto::rng::OsRandom;
 use wifiprovd::config::{Credentials, DaemonConfig, RawConfig};
+use wifiprovd::mdns::{MdnsAdvertiser, MdnsConfig};
 use wifiprovd::qr::{QrPayload, QrTransport};
 use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
 use wifiprovd::store::CredentialStore;
@@ -86,6 +87,12 @@ struct Flags {
     /// Open provisioning even when a network is provisioned already.
     #[arg(long)]
     always_provision: bool,
+    /// Advertise the service over mDNS as `_esp_wifi_prov._tcp` (ESP's historical discovery).
+    #[arg(long)]
+    mdns: bool,
+    /// Interface to advertise on (repeatable; e.g. the SoftAP interface) [default: every interface].
+    #[arg(long, value_name = "IF")]
+    mdns_interface: Vec<String>,
 }
 
 impl Flags {
@@ -110,6 +117,8 @@ impl Flags {
             connect_delay_ms: self.connect_delay_ms,
             always_provision: self.always_provision.then_some(true),
             max_sessions: None,
+            mdns: self.mdns.then_some(true),
+            mdns_interfaces: (!self.mdns_interface.is_empty()).then_some(self.mdns_interface),
         };
         (self.config, raw)
     }
@@ -161,6 +170,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut events = service.subscribe();
 
     let provisioned = service.connect_provisioned().context("cannot read the provisioned state")?;
+    let mut mdns = None;
     if provisioned && !config.always_provision {
         tracing::info!("provisioned already; not opening provisioning (use --always-provision to force it)");
     } else {
@@ -169,6 +179,15 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr().context("listener address")?;
         service.start_provisioning(config.security.clone(), Transport::Http(listener))?;
+        if let Some(interfaces) = &config.mdns {
+            let hostname = format!("{}.local.", config.service_name);
+            let addresses: Vec<_> = Some(address.ip()).filter(|ip| !ip.is_unspecified()).into_iter().collect();
+            let advertiser =
+                MdnsAdvertiser::start(&MdnsConfig::new(hostname, interfaces.clone()), address.port(), &addresses)
+                    .context("cannot advertise over mDNS")?;
+            tracing::info!(name = advertiser.fullname(), "advertising over mDNS");
+            mdns = Some(advertiser);
+        }
         print_banner(&config, address);
     }
 
@@ -182,15 +201,30 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
                 Ok(Event::CredSuccess(link)) => {
                     tracing::info!(ssid = %link.ssid, ip = %link.ip4, bssid = %link.bssid, "joined network");
                 }
-                Ok(Event::End) => tracing::info!("provisioning ended; the device stays on its network"),
+                Ok(Event::End) => {
+                    tracing::info!("provisioning ended; the device stays on its network");
+                    stop_mdns(mdns.take()).await;
+                }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
         }
     }
     tracing::info!("shutting down");
+    stop_mdns(mdns.take()).await;
     service.deinit().await;
     Ok(())
+}
+
+/// Withdraws the mDNS advertisement (goodbye packets); waits for the daemon thread off the runtime.
+async fn stop_mdns(advertiser: Option<MdnsAdvertiser>) {
+    if let Some(advertiser) = advertiser {
+        match tokio::task::spawn_blocking(move || advertiser.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(error = %error, "mDNS shutdown"),
+            Err(error) => tracing::warn!(%error, "mDNS shutdown task"),
+        }
+    }
 }
 
 /// What a person needs at start: where to connect, how to authenticate, and a command line that works.

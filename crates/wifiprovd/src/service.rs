@@ -49,12 +49,9 @@ pub enum ServiceError {
     /// The credential store failed.
     #[error("credential store")]
     Store(#[from] StoreError),
-    /// The transport could not start.
-    #[error("transport")]
-    Transport(#[source] std::io::Error),
 }
 
-/// Where the transport serves.
+/// Where the transport serves. The caller binds it, so a bind failure is reported before anything starts.
 pub enum Transport {
     /// HTTP on an already bound listener (SoftAP or any IP interface).
     Http(tokio::net::TcpListener),
