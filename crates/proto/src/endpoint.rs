@@ -148,6 +148,8 @@ struct SessionEntry {
     /// `None` while a request of this session is between [`Protocomm::begin`] and [`Protocomm::finish`].
     session: Option<DeviceSession>,
     last_used: Instant,
+    /// Transport connections (or links) currently carrying this session; see [`Protocomm::attach`].
+    connections: u32,
 }
 
 impl SessionEntry {
@@ -295,16 +297,20 @@ impl Protocomm {
         Ok(())
     }
 
-    /// Opens (or restarts) session `id`. When the table is full it evicts the least recently used session that
-    /// has not finished its handshake, then the least recently used established one idle past the timeout; an
-    /// active established session is never dropped for a newcomer.
+    /// Opens (or restarts) session `id`. When the table is full it makes room by evicting, least recently used
+    /// first: a session that has not finished its handshake and has no connection, then one that has not
+    /// finished its handshake, then an established one whose connections have all gone (its client left), then
+    /// an established one idle past the timeout. An established session that a connection still carries is
+    /// never dropped for a newcomer; the newcomer is refused instead.
     pub fn open_session(&mut self, id: SessionId, now: Instant) -> Result<Opened, ProtocommError> {
         let security = self.security.as_ref().ok_or(ProtocommError::NoSecurity)?;
         let mut evicted = None;
         if !self.sessions.contains_key(&id) && self.sessions.len() >= self.limits.max_sessions {
-            let victim = lru(&self.sessions, |e| !e.is_established()).or_else(|| {
-                lru(&self.sessions, |e| now.saturating_duration_since(e.last_used) >= self.limits.idle_timeout)
-            });
+            let idle_timeout = self.limits.idle_timeout;
+            let victim = lru(&self.sessions, |e| !e.is_established() && e.connections == 0)
+                .or_else(|| lru(&self.sessions, |e| !e.is_established()))
+                .or_else(|| lru(&self.sessions, |e| e.connections == 0))
+                .or_else(|| lru(&self.sessions, |e| now.saturating_duration_since(e.last_used) >= idle_timeout));
             match victim {
                 Some(victim) => {
                     self.sessions.remove(&victim);
@@ -313,8 +319,26 @@ impl Protocomm {
                 None => return Err(ProtocommError::TooManySessions(self.sessions.len())),
             }
         }
-        self.sessions.insert(id, SessionEntry { session: Some(DeviceSession::new(security)), last_used: now });
+        let connections = self.sessions.get(&id).map_or(0, |e| e.connections);
+        self.sessions
+            .insert(id, SessionEntry { session: Some(DeviceSession::new(security)), last_used: now, connections });
         Ok(Opened { evicted })
+    }
+
+    /// A transport connection now carries session `id` (an HTTP connection that opened it or presented its
+    /// cookie, a BLE link). Sessions with a connection are the last to be evicted.
+    pub fn attach(&mut self, id: SessionId) {
+        if let Some(entry) = self.sessions.get_mut(&id) {
+            entry.connections = entry.connections.saturating_add(1);
+        }
+    }
+
+    /// A connection that carried session `id` has gone (or moved to another session). The session stays open
+    /// (a client may come back with its cookie) but becomes a candidate for eviction.
+    pub fn detach(&mut self, id: SessionId) {
+        if let Some(entry) = self.sessions.get_mut(&id) {
+            entry.connections = entry.connections.saturating_sub(1);
+        }
     }
 
     /// Closes session `id`; returns whether it was open.

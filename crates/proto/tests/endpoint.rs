@@ -131,8 +131,10 @@ fn full_table_evicts_unauthenticated_first_and_never_an_active_established_sessi
     let mut pc = device(sec1_device("pop"), 2);
     let (est, half, newcomer, another) = (SessionId(1), SessionId(2), SessionId(3), SessionId(4));
     let _ = pc.open_session(est, t0).unwrap();
+    pc.attach(est);
     let mut client = connect(&mut pc, est, ClientSession::new(sec1_client("pop")), t0, &mut rng);
     let _ = pc.open_session(half, t0 + Duration::from_secs(1)).unwrap();
+    pc.attach(half);
 
     // The half-open session goes even though it was used more recently than the established one.
     let opened = pc.open_session(newcomer, t0 + Duration::from_secs(2)).unwrap();
@@ -143,7 +145,9 @@ fn full_table_evicts_unauthenticated_first_and_never_an_active_established_sessi
     let opened = pc.open_session(another, t0 + Duration::from_secs(3)).unwrap();
     assert_eq!(opened.evicted, Some(newcomer));
 
-    // With only active established sessions left, a newcomer is refused rather than destroying one.
+    // With only established sessions whose clients are still connected, a newcomer is refused rather than
+    // destroying one.
+    pc.attach(another);
     let _ = connect(&mut pc, another, ClientSession::new(sec1_client("pop")), t0 + Duration::from_secs(4), &mut rng);
     let err = pc.open_session(SessionId(5), t0 + Duration::from_secs(5)).unwrap_err();
     assert!(matches!(err, ProtocommError::TooManySessions(2)));
@@ -208,4 +212,32 @@ fn a_failing_handler_gets_no_answer_and_the_session_survives() {
     // Both sides consumed the request's nonce and neither the (unsent) response's, so they stay in step.
     assert!(pc.is_established(s));
     assert_eq!(call(&mut pc, s, &mut client, b"next", now, &mut rng).unwrap(), b"echo:next");
+}
+
+#[test]
+fn established_sessions_whose_clients_left_make_room() {
+    let t0 = Instant::now();
+    let mut rng = SeededRandom::new(7);
+    let mut pc = device(sec1_device("pop"), 2);
+    let (a, b, c) = (SessionId(1), SessionId(2), SessionId(3));
+    for (i, id) in [a, b].into_iter().enumerate() {
+        let _ = pc.open_session(id, t0 + Duration::from_secs(i as u64)).unwrap();
+        pc.attach(id);
+        let _ =
+            connect(&mut pc, id, ClientSession::new(sec1_client("pop")), t0 + Duration::from_secs(i as u64), &mut rng);
+    }
+    assert!(matches!(pc.open_session(c, t0 + Duration::from_secs(5)), Err(ProtocommError::TooManySessions(2))));
+    // b's client disconnects (its last connection detaches): b makes room, although a is older.
+    pc.detach(b);
+    assert_eq!(pc.open_session(c, t0 + Duration::from_secs(6)).unwrap().evicted, Some(b));
+    assert!(pc.has_session(a) && pc.has_session(c));
+    // Reopening an id keeps its connection count: a is still attached and still protected.
+    let _ = pc.open_session(a, t0 + Duration::from_secs(7)).unwrap();
+    pc.attach(c);
+    let _ = connect(&mut pc, c, ClientSession::new(sec1_client("pop")), t0 + Duration::from_secs(7), &mut rng);
+    let _ = connect(&mut pc, a, ClientSession::new(sec1_client("pop")), t0 + Duration::from_secs(7), &mut rng);
+    assert!(matches!(
+        pc.open_session(SessionId(4), t0 + Duration::from_secs(8)),
+        Err(ProtocommError::TooManySessions(2))
+    ));
 }

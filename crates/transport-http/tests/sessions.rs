@@ -201,3 +201,44 @@ async fn unauthenticated_sessions_are_evicted_for_newcomers() {
     assert_eq!(server.session_count(), 2);
     assert_echo(&mut established, &mut session, b"survived the probes").await;
 }
+
+#[tokio::test]
+async fn clients_that_left_make_room_for_new_ones() {
+    // Every run of a CLI is a new client with a new session; runs in a row must not fill the table.
+    let limits = SessionLimits { max_sessions: 4, ..SessionLimits::default() };
+    let server = Server::start(protocomm(sec1(), limits)).await;
+    for seed in 0..20 {
+        let mut client = server.client().await;
+        let mut session = handshake(&mut client, sec1_client(), 100 + seed).await;
+        assert_echo(&mut client, &mut session, b"one run").await;
+    }
+    // Established clients that are still connected are never evicted: a fifth is refused meanwhile.
+    let mut live = Vec::new();
+    for seed in 0..4 {
+        let mut client = server.client().await;
+        let session = handshake(&mut client, sec1_client(), 200 + seed).await;
+        live.push((client, session));
+    }
+    let mut extra = server.client().await;
+    let refused = extra.request(names::PROTO_VER, b"---").await;
+    assert!(matches!(refused, Err(TransportError::ConnectionClosed { .. })), "{refused:?}");
+    for (client, session) in &mut live {
+        assert_echo(client, session, b"still served").await;
+    }
+    // One leaves; the next newcomer gets its place.
+    drop(live.pop());
+    let mut next = server.client().await;
+    within(async {
+        loop {
+            // The server notices the closed connection asynchronously.
+            if next.request(names::PROTO_VER, b"---").await.is_ok() {
+                break;
+            }
+            next.reconnect().await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let mut session = handshake(&mut next, sec1_client(), 300).await;
+    assert_echo(&mut next, &mut session, b"made room").await;
+}

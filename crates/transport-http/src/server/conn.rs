@@ -53,7 +53,29 @@ pub(super) async fn run(
     serve.instrument(span).await;
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Also runs when the connection task is cancelled at shutdown.
+        self.rebind(None);
+    }
+}
+
 impl Connection {
+    /// Moves this connection to `session`, telling protocomm which sessions still have a live client.
+    fn rebind(&mut self, session: Option<SessionId>) {
+        if self.session == session {
+            return;
+        }
+        let mut protocomm = self.device.lock_protocomm();
+        if let Some(old) = self.session {
+            protocomm.detach(old);
+        }
+        if let Some(new) = session {
+            protocomm.attach(new);
+        }
+        self.session = session;
+    }
+
     fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
@@ -170,7 +192,7 @@ impl Connection {
             Some(processed) => processed,
             None => return Next::Close,
         };
-        self.session = processed.conn_session;
+        self.rebind(processed.conn_session);
         if let Some(session) = processed.session {
             self.span.record("session", session.0);
         }
