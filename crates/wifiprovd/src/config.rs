@@ -245,7 +245,7 @@ impl DaemonConfig {
             manager,
             always_provision: raw.always_provision.unwrap_or(false),
             max_sessions,
-            mdns: raw.mdns.unwrap_or(false).then(|| match raw.mdns_interfaces {
+            mdns: raw.mdns.unwrap_or(false).then_some(match raw.mdns_interfaces {
                 Some(names) if !names.is_empty() => crate::mdns::Interfaces::Named(names),
                 _ => crate::mdns::Interfaces::All,
             }),
