@@ -13,6 +13,7 @@ mod wire;
 
 pub mod endpoint;
 pub mod messages;
+pub mod qr;
 pub mod rng;
 pub mod secret;
 pub mod security;

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
 
+/// A simulated-radio scenario for end-to-end tests (`scenarios/fast.toml`): joins and scans take milliseconds.
+pub const FAST_SCENARIO: &str = include_str!("../scenarios/fast.toml");
+
 /// The `shared/` directory beside the repository (override with `WIFIPROV_SHARED_DIR`).
 pub fn shared_dir() -> PathBuf {
     match std::env::var_os("WIFIPROV_SHARED_DIR") {

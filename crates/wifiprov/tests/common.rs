@@ -17,60 +17,7 @@ use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
 use wifiprovd::store::CredentialStore;
 
 /// Fast radio: every duration is a few milliseconds of real time.
-pub(crate) const SCENARIO: &str = r#"
-scan_duration_ms = 30
-join_latency_ms = 20
-ip4_base = "10.0.0.10"
-
-[[ap]]
-ssid = "home"
-bssid = "02:00:00:00:00:01"
-channel = 6
-rssi = -40
-auth = "wpa2-psk"
-passphrase = "correct-horse"
-
-[[ap]]
-ssid = "cafe"
-bssid = "02:00:00:00:00:02"
-channel = 1
-rssi = -70
-auth = "open"
-
-[[ap]]
-ssid = "office"
-bssid = "02:00:00:00:00:03"
-channel = 11
-rssi = -55
-auth = "wpa3-sae"
-passphrase = "office-secret"
-
-[[ap]]
-ssid = "attic"
-bssid = "02:00:00:00:00:04"
-channel = 3
-rssi = -80
-auth = "wpa2-psk"
-passphrase = "attic-pass"
-
-[[ap]]
-ssid = "hidden"
-bssid = "02:00:00:00:00:05"
-channel = 9
-rssi = -30
-auth = "wpa2-psk"
-passphrase = "hidden-pass"
-hidden = true
-
-[[ap]]
-ssid = "flaky"
-bssid = "02:00:00:00:00:06"
-channel = 4
-rssi = -60
-auth = "wpa2-psk"
-passphrase = "flaky-pass"
-flaky_joins = 2
-"#;
+pub(crate) const SCENARIO: &str = wifiprov_testkit::FAST_SCENARIO;
 
 pub(crate) const USER: &str = "wifiprov";
 pub(crate) const PASSWORD: &str = "sec2-pw-Zq81";

@@ -252,7 +252,7 @@ fn print_banner(config: &DaemonConfig, address: std::net::SocketAddr) {
         }
     };
     let qr = QrPayload::new(&config.service_name, qr_user, qr_secret, QrTransport::Softap);
-    if let Some(rendered) = qr.render() {
+    if let Some(rendered) = wifiprovd::qr::render(&qr) {
         out.push_str(&rendered);
         out.push('\n');
     }

@@ -6,7 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,8 @@ impl CredentialStore {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
         };
-        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        // Only the daemon reads its state: the directory is private too, not just the file.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(io(&self.dir))?;
         let target = self.path();
         let temp = self.dir.join(format!(".{FILE_NAME}.tmp"));
         let mut file =
@@ -162,6 +163,8 @@ mod tests {
         assert_eq!(loaded.passphrase.unwrap().expose_secret(), "hunter2hunter2");
         let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let dir_mode = fs::metadata(dir.path().join("state")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
         store.save(&creds("open-net", None)).unwrap();
         assert!(store.load().unwrap().unwrap().passphrase.is_none());
         store.clear().unwrap();

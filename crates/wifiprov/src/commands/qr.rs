@@ -1,11 +1,9 @@
 //! `qr`: the QR payload of ESP's provisioning apps, and its rendering for a terminal.
-//!
-//! The payload is re-implemented here (rather than taken from the daemon) so the client does not depend on
-//! the daemon.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
+use wifiprov_proto::qr::{QrPayload, QrTransport};
 
 use crate::commands::Ctx;
 use crate::exit::{Code, classified};
@@ -13,19 +11,6 @@ use crate::flags::{QrArgs, QrTransportArg};
 use crate::output::{Report, to_json};
 use crate::progress::stderr_is_terminal;
 use crate::secrets::Prompt;
-
-/// `{"ver":"v1","name":…,"username":…,"pop":…,"transport":…}` in exactly this order; `username` and `pop`
-/// are left out when absent.
-#[derive(Serialize)]
-struct QrPayload<'a> {
-    ver: &'static str,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    username: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pop: Option<&'a str>,
-    transport: &'static str,
-}
 
 /// The report carries the payload, which holds the PoP or password: that is the purpose of the command.
 #[derive(Serialize)]
@@ -50,17 +35,11 @@ pub(crate) async fn run(ctx: &Ctx, args: QrArgs) -> anyhow::Result<Box<dyn Repor
         secret = password_source.resolve("").await?;
     }
     let transport = match args.transport {
-        QrTransportArg::Softap => "softap",
-        QrTransportArg::Ble => "ble",
+        QrTransportArg::Softap => QrTransport::Softap,
+        QrTransportArg::Ble => QrTransport::Ble,
     };
-    let payload = QrPayload {
-        ver: "v1",
-        name: &args.name,
-        username: args.username.as_deref(),
-        pop: secret.as_ref().map(|s| s.as_str()),
-        transport,
-    };
-    let payload = serde_json::to_string(&payload)?;
+    let payload =
+        QrPayload::new(&args.name, args.username.as_deref(), secret.as_ref().map(|s| s.as_str()), transport).to_json();
     let code = qrcode::QrCode::new(payload.as_bytes())
         .map_err(|e| classified(Code::Usage, format!("the payload does not fit in a QR code: {e}")))?;
     let drawing = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
@@ -79,22 +58,5 @@ impl Report for QrReport {
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "{}", self.payload)?;
         writeln!(out, "{}", self.drawing)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn field_order_is_the_apps() {
-        let p = QrPayload { ver: "v1", name: "PROV_1", username: Some("u"), pop: Some("p"), transport: "softap" };
-        assert_eq!(
-            serde_json::to_string(&p).unwrap(),
-            r#"{"ver":"v1","name":"PROV_1","username":"u","pop":"p","transport":"softap"}"#
-        );
-        let p = QrPayload { ver: "v1", name: "PROV_1", username: None, pop: None, transport: "ble" };
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"ver":"v1","name":"PROV_1","transport":"ble"}"#);
     }
 }
