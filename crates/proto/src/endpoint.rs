@@ -245,11 +245,6 @@ impl Protocomm {
         Ok(())
     }
 
-    /// Replaces the version reply (for example after app info changed).
-    pub fn update_version(&mut self, version: impl Into<Vec<u8>>) {
-        self.version = version.into();
-    }
-
     /// Adds an ordinary endpoint with its handler.
     pub fn add_endpoint(&mut self, name: &str, handler: Arc<dyn EndpointHandler>) -> Result<(), ProtocommError> {
         self.add(name, Endpoint::Ordinary(Some(handler)))

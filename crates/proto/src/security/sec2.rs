@@ -5,7 +5,6 @@
 
 use core::fmt;
 
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::rng::{SecureRandom, random_array};
@@ -211,7 +210,7 @@ fn handle_cmd1(
         SecurityError::InvalidLength { field: "client_proof", expected: "64", got: cmd1.client_proof.len() }
     })?;
     let expected = srp::client_proof(&state.username, server.salt(), &state.client_pub, &state.device_pub, &state.key);
-    if !bool::from(expected.ct_eq(proof)) {
+    if !srp::proofs_match(&expected, proof) {
         return Err(SecurityError::ClientProofMismatch);
     }
     let device_proof = srp::server_proof(&state.client_pub, proof, &state.key);
@@ -327,7 +326,7 @@ impl ClientState {
             (Self::ExpectResp1(mut state), Some(wire::Sec2MsgType::S2SessionResponse1), Some(Payload::Sr1(sr1))) => {
                 peer_status(sr1.status)?;
                 let expected = srp::server_proof(&state.client_pub, &state.proof, &state.key);
-                if !bool::from(expected.as_slice().ct_eq(&sr1.device_proof)) {
+                if !srp::proofs_match(&expected, &sr1.device_proof) {
                     return Err(SecurityError::DeviceProofMismatch);
                 }
                 let cipher = GcmCipher::new(&aes_key(&state.key), patch, &sr1.device_nonce)?;
