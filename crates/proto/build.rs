@@ -13,6 +13,7 @@ const FILES: &[&str] = &[
     "wifi_config.proto",
     "wifi_scan.proto",
     "wifi_ctrl.proto",
+    "networks.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -24,6 +24,8 @@ pub mod names {
     pub const PROV_SCAN: &str = "prov-scan";
     /// Reset after a failed attempt, or reprovision.
     pub const PROV_CTRL: &str = "prov-ctrl";
+    /// wifiprov's saved-network list (a custom endpoint, not part of ESP-IDF; see `docs/prov-networks.md`).
+    pub const PROV_NETWORKS: &str = "prov-networks";
 }
 
 /// Identifies one client session: the HTTP cookie value, or the BLE connection.

@@ -1,5 +1,6 @@
 //! Typed messages of the three ordinary provisioning endpoints: `prov-config` ([`config`]), `prov-scan`
-//! ([`scan`]) and `prov-ctrl` ([`ctrl`]).
+//! ([`scan`]) and `prov-ctrl` ([`ctrl`]), and of wifiprov's own `prov-networks` ([`networks`], whose rules
+//! are its own; see there).
 //!
 //! The prost-generated structs in `crate::wire` mirror the `.proto` files field for field, zero defaults and
 //! all. They stay private to this crate; everything outside it speaks the hand-written types here, which can
@@ -62,6 +63,7 @@ use crate::wire;
 
 pub mod config;
 pub mod ctrl;
+pub mod networks;
 pub mod scan;
 
 #[cfg(test)]
@@ -230,6 +232,15 @@ pub enum DecodeError {
         msg: i32,
         /// Field number of the oneof member that was present.
         payload: u32,
+    },
+    /// A field holds a value this message cannot carry (a BSSID that is not 6 bytes long, an unknown security
+    /// type); `value` is the value, or the length for byte fields.
+    #[error("invalid {field} field ({value})")]
+    InvalidField {
+        /// The field's name.
+        field: &'static str,
+        /// The offending value, or the length of a byte field.
+        value: i64,
     },
     /// A GetStatus response whose station state is unknown or does not agree with the detail sent with it
     /// (for instance `ConnectionFailed` without a failure reason).
