@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use wifiprov_proto::endpoint::names;
-use wifiprov_proto::messages::{DecodeError, Status, config, ctrl, scan};
+use wifiprov_proto::messages::{DecodeError, Status, config, ctrl, networks, scan};
 use wifiprov_proto::rng::SecureRandom;
 use wifiprov_proto::security::{ClientSecurity, ClientSession, SecurityError};
 use wifiprov_proto::version::{VersionError, VersionInfo};
@@ -272,6 +272,19 @@ impl<T: Transport> Client<T> {
     /// Asks the device to reopen provisioning (`prov-ctrl` reprov).
     pub async fn reprov(&mut self) -> Result<(), ClientError> {
         self.ctrl(ctrl::Request::Reprov, "CtrlReprov").await
+    }
+
+    /// Sends one request to wifiprov's `prov-networks` endpoint (devices list it under the
+    /// [`networks::APP_LABEL`] label of `proto-ver`). The answer comes back whatever its status: `Full`,
+    /// `NotFound` or `ConnectFailed` are answers for the caller to report, not transport failures.
+    pub async fn networks(&mut self, request: &networks::Request) -> Result<networks::Response, ClientError> {
+        let reply = self.call(names::PROV_NETWORKS, &request.encode()).await?;
+        let response = networks::Response::decode(&reply)
+            .map_err(|source| ClientError::Decode { endpoint: names::PROV_NETWORKS, source })?;
+        if !response.answers(request) {
+            return Err(ClientError::Mismatch { endpoint: names::PROV_NETWORKS });
+        }
+        Ok(response)
     }
 }
 

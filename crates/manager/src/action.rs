@@ -4,6 +4,8 @@ use core::fmt;
 
 use wifiprov_backend::{ConnectRequest, LinkInfo, Passphrase, ScanParams, Ssid};
 
+use crate::networks::{ConnectOutcome, NetworkList};
+
 /// Credentials received from a client: the network to join.
 #[derive(Clone)]
 pub struct Credentials {
@@ -32,19 +34,31 @@ impl fmt::Debug for Credentials {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Action {
-    /// Join this network; report the outcome with [`crate::Manager::handle_connect_result`].
-    Connect(ConnectRequest),
+    /// Join this network; report the outcome with [`crate::Manager::handle_connect_result`], passing
+    /// `attempt` back so a late answer to a superseded attempt is recognised.
+    Connect {
+        /// Identifies this attempt.
+        attempt: AttemptId,
+        /// The network.
+        request: ConnectRequest,
+    },
     /// Leave the current network, if any.
     Disconnect,
     /// Scan; report with [`crate::Manager::handle_scan_result`].
     Scan(ScanParams),
-    /// Persist these credentials as the provisioned network (they just worked).
-    Persist(Credentials),
-    /// Forget the persisted credentials.
-    ClearPersisted,
+    /// Write this saved-network list to storage, replacing the stored one.
+    SaveNetworks(NetworkList),
     /// Tear the provisioning transport down: the service has ended.
     StopService,
+    /// Bring the provisioning transport up again: the connection policy reopened provisioning because the
+    /// device is offline. The manager is already `Started`; if the transport cannot start, report it with
+    /// [`crate::Manager::handle_service_unavailable`].
+    StartService,
 }
+
+/// Identifies one connection attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptId(pub(crate) u64);
 
 /// Why a provisioning attempt failed, as clients are told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +93,33 @@ pub enum Event {
     CredSuccess(LinkInfo),
     /// The service stopped.
     End,
+    /// The connection policy is trying a saved network.
+    TryingSaved {
+        /// The network.
+        ssid: Ssid,
+        /// Its priority index.
+        priority: usize,
+    },
+    /// The station joined a network, for whatever reason (saved network, provisioning, client request).
+    StationConnected(LinkInfo),
+    /// An attempt to join a network failed.
+    ConnectFailed {
+        /// The network.
+        ssid: Ssid,
+        /// Why.
+        outcome: ConnectOutcome,
+    },
+    /// A round through every saved network ended without a connection; the next round is scheduled.
+    NoNetworkJoined,
+    /// The link to the current network went down without being asked to.
+    LinkLost {
+        /// The network.
+        ssid: Ssid,
+    },
+    /// The saved-network list changed; an [`Action::SaveNetworks`] follows.
+    NetworksChanged,
+    /// The connection policy reopened provisioning because the device is offline; [`Event::Start`] follows.
+    ProvisioningReopened,
     /// The manager was shut down.
     Deinit,
 }

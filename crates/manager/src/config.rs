@@ -1,6 +1,8 @@
 //! Manager settings, with ESP's defaults.
 
-use std::time::Duration;
+use core::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What happens after a successful provisioning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,54 @@ pub struct ManagerConfig {
     /// Delay between ApplyConfig and the first connection attempt, so the reply goes out before the radio
     /// changes channel (ESP: 1 s).
     pub connect_delay: Duration,
+    /// How many networks the saved list holds (FreeRTOS: 8).
+    pub max_networks: usize,
+    /// The connection policy's timing.
+    pub policy: PolicyConfig,
+    /// Where the time of each network's last result comes from.
+    pub wall_clock: Arc<dyn WallClock>,
+}
+
+/// When the station tries which saved network, and when provisioning reopens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// How long one attempt at a network may take before it counts as failed (Matter's Linux driver: 20 s).
+    pub attempt_timeout: Duration,
+    /// The pause after a round through every saved network found none, before the next round.
+    pub retry_interval: Duration,
+    /// After the link is lost: how long the policy retries before provisioning reopens.
+    pub reopen_grace: Duration,
+    /// Whether provisioning reopens by itself when the device is offline: at start once a round through the
+    /// saved networks failed, and `reopen_grace` after a lost link.
+    pub reopen: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            attempt_timeout: Duration::from_secs(20),
+            retry_interval: Duration::from_secs(30),
+            reopen_grace: Duration::from_secs(60),
+            reopen: true,
+        }
+    }
+}
+
+/// Wall-clock time, injected so that stored timestamps can be pinned in tests.
+pub trait WallClock: Send + Sync + fmt::Debug {
+    /// Seconds since the Unix epoch.
+    fn unix_secs(&self) -> u64;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl WallClock for SystemClock {
+    #[allow(clippy::disallowed_methods, reason = "the one wall-clock read of the crate, injected through WallClock")]
+    fn unix_secs(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
 }
 
 impl Default for ManagerConfig {
@@ -41,6 +91,9 @@ impl Default for ManagerConfig {
             cleanup_delay: Duration::from_secs(1),
             connect_attempts: 0,
             connect_delay: Duration::from_secs(1),
+            max_networks: crate::networks::NetworkList::DEFAULT_CAPACITY,
+            policy: PolicyConfig::default(),
+            wall_clock: Arc::new(SystemClock),
         }
     }
 }

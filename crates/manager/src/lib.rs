@@ -12,7 +12,10 @@ mod config;
 mod handlers;
 mod manager;
 pub mod networks;
+mod policy;
 
-pub use action::{Action, Credentials, Event, FailReason};
-pub use config::{AutoStop, ManagerConfig};
+pub use action::{Action, AttemptId, Credentials, Event, FailReason};
+pub use config::{AutoStop, ManagerConfig, PolicyConfig, SystemClock, WallClock};
+pub use handlers::networks::{NetworksReply, joined_response};
 pub use manager::{Manager, ManagerError, ProvState, WifiState};
+pub use policy::{RequestId, RequestOutcome};

@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 
 use wifiprov_backend::{AccessPoint, BackendError, ConnectError, LinkEvent, LinkInfo};
 
-use crate::action::{Action, Credentials, Event, FailReason};
+use crate::action::{Action, AttemptId, Credentials, Event, FailReason};
 use crate::config::{AutoStop, ManagerConfig};
+use crate::networks::NetworkList;
+use crate::policy::{Purpose, Station};
 
 /// The provisioning service's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,8 +39,6 @@ pub enum WifiState {
     },
     /// Connected.
     Connected(LinkInfo),
-    /// Gave up.
-    Failed(FailReason),
 }
 
 /// A call that the manager's state does not allow.
@@ -79,19 +79,40 @@ pub struct Manager {
     pub(crate) wifi: WifiState,
     /// From SetConfig, until ApplyConfig takes it.
     pub(crate) pending: Option<Credentials>,
-    /// The network being joined or joined.
+    /// The credentials of the provisioning attempt (ApplyConfig), while it is under way or succeeded.
     pub(crate) applied: Option<Credentials>,
     attempts: u32,
     last_reason: FailReason,
     pub(crate) scan: ScanState,
     timers: Timers,
-    actions: VecDeque<Action>,
-    events: VecDeque<Event>,
+    /// The saved networks, in priority order.
+    pub(crate) networks: NetworkList,
+    /// The connection policy's state: attempts in flight, rounds, reopen deadlines.
+    pub(crate) station: Station,
+    /// Counts the changes to `networks` that were handed out for saving.
+    pub(crate) networks_revision: u64,
+    pub(crate) actions: VecDeque<Action>,
+    pub(crate) events: VecDeque<Event>,
 }
 
 impl Manager {
-    /// A manager in `Idle`; emits [`Event::Init`].
+    /// A manager in `Idle` with no saved network; emits [`Event::Init`].
     pub fn new(config: ManagerConfig) -> Self {
+        let networks = NetworkList::with_capacity(config.max_networks.max(1)).unwrap_or_default();
+        Self::with_networks(config, networks)
+    }
+
+    /// A manager in `Idle` with these saved networks (as loaded from storage); emits [`Event::Init`]. The
+    /// list's capacity is raised to `config.max_networks` when that is larger; it is never lowered below the
+    /// networks already saved.
+    pub fn with_networks(config: ManagerConfig, mut networks: NetworkList) -> Self {
+        if networks.set_capacity(config.max_networks).is_err() {
+            tracing::warn!(
+                saved = networks.len(),
+                max_networks = config.max_networks,
+                "more networks are saved than the configured maximum; keeping them all"
+            );
+        }
         let mut m = Self {
             config,
             state: ProvState::Idle,
@@ -102,6 +123,9 @@ impl Manager {
             last_reason: FailReason::AuthError,
             scan: ScanState::default(),
             timers: Timers::default(),
+            networks,
+            station: Station::default(),
+            networks_revision: 0,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -124,6 +148,17 @@ impl Manager {
         &self.config
     }
 
+    /// The saved networks, in priority order.
+    pub fn networks(&self) -> &NetworkList {
+        &self.networks
+    }
+
+    /// A number that grows with every change of the saved networks, i.e. with every
+    /// [`Action::SaveNetworks`]; the driver uses it to tell clients when their change is on disk.
+    pub fn networks_revision(&self) -> u64 {
+        self.networks_revision
+    }
+
     /// Starts serving. Allowed only when idle; like ESP it also starts on a provisioned device, and leaves
     /// the current network so the new credentials are tried on a clean radio.
     pub fn start(&mut self) -> Result<(), ManagerError> {
@@ -135,15 +170,21 @@ impl Manager {
     }
 
     fn begin_provisioning(&mut self) {
+        self.open_service();
+        if self.applied.take().is_some() || !matches!(self.wifi, WifiState::Disconnected) {
+            // ESP leaves the network so the new credentials are tried on a clean radio.
+            self.leave_network();
+        }
+    }
+
+    /// Enters `Started` without touching the station (the policy keeps running).
+    pub(crate) fn open_service(&mut self) {
         self.state = ProvState::Started;
         self.pending = None;
+        self.applied = None;
         self.attempts = 0;
         self.timers.connect = None;
         self.timers.auto_stop = None;
-        if self.applied.take().is_some() || !matches!(self.wifi, WifiState::Disconnected) {
-            self.actions.push_back(Action::Disconnect);
-        }
-        self.wifi = WifiState::Disconnected;
         self.events.push_back(Event::Start);
     }
 
@@ -172,6 +213,7 @@ impl Manager {
 
     fn end(&mut self) {
         self.state = ProvState::Idle;
+        self.station.opened_by_policy = false;
         self.timers.cleanup = None;
         self.timers.auto_stop = None;
         self.scan = ScanState::default();
@@ -200,33 +242,41 @@ impl Manager {
         self.pending = None;
         self.applied = None;
         self.attempts = 0;
-        self.wifi = WifiState::Disconnected;
+        if !matches!(self.wifi, WifiState::Connected(_) | WifiState::Connecting { .. }) {
+            self.wifi = WifiState::Disconnected;
+        }
         Ok(())
     }
 
-    /// Starts over from any serving state (`prov-ctrl` reprov); only when auto-stop is disabled.
-    pub fn reset_for_reprovision(&mut self) -> Result<(), ManagerError> {
+    /// Starts over from any serving state (`prov-ctrl` reprov); only when auto-stop is disabled. Like ESP it
+    /// leaves the current network; the policy rejoins a saved one after its retry interval unless new
+    /// credentials arrive first.
+    pub fn reset_for_reprovision(&mut self, now: Instant) -> Result<(), ManagerError> {
         if self.config.auto_stop != AutoStop::Disabled || matches!(self.state, ProvState::Idle | ProvState::Stopping) {
             return Err(ManagerError::InvalidState { state: self.state });
         }
         self.begin_provisioning();
+        self.schedule_round(now);
         Ok(())
     }
 
-    /// Joins previously provisioned credentials outside a provisioning session (a provisioned device at boot).
-    pub fn connect_provisioned(&mut self, credentials: Credentials) {
-        self.actions.push_back(Action::Connect(credentials.connect_request()));
-        self.applied = Some(credentials);
-        self.wifi = WifiState::Connecting { attempts_remaining: None };
-    }
-
-    /// Forgets the provisioned credentials and leaves the network (`wifi_prov_mgr_reset_provisioning`).
+    /// Forgets every saved network and leaves the current one (`wifi_prov_mgr_reset_provisioning`).
     pub fn reset_provisioning(&mut self) {
         self.applied = None;
         self.timers.connect = None;
+        self.leave_network();
+        self.station.cancel_round();
+        let capacity = self.networks.capacity();
+        self.networks = NetworkList::with_capacity(capacity).unwrap_or_default();
+        self.networks_changed();
+    }
+
+    /// Leaves the current network and forgets any attempt in flight.
+    pub(crate) fn leave_network(&mut self) {
+        self.station.in_flight = None;
+        self.station.connected = None;
         self.wifi = WifiState::Disconnected;
         self.actions.push_back(Action::Disconnect);
-        self.actions.push_back(Action::ClearPersisted);
     }
 
     /// Called by the `prov-config` handler on ApplyConfig.
@@ -237,6 +287,9 @@ impl Manager {
         let Some(credentials) = self.pending.take() else { return false };
         self.events.push_back(Event::SetStaConfig { ssid: credentials.ssid.clone() });
         self.events.push_back(Event::CredRecv { ssid: credentials.ssid.clone() });
+        // The provisioning attempt takes the radio from the policy and from any client request.
+        self.station.cancel_round();
+        self.abandon_in_flight();
         self.applied = Some(credentials);
         self.attempts = 0;
         self.last_reason = FailReason::AuthError;
@@ -253,36 +306,38 @@ impl Manager {
         }
     }
 
-    /// The outcome of an [`Action::Connect`].
-    pub fn handle_connect_result(&mut self, now: Instant, result: Result<LinkInfo, ConnectError>) {
+    /// The outcome of the [`Action::Connect`] that carried `attempt`. Outcomes of attempts that were
+    /// superseded or timed out meanwhile are ignored.
+    pub fn handle_connect_result(&mut self, now: Instant, attempt: AttemptId, result: Result<LinkInfo, ConnectError>) {
+        let Some(flight) = self.station.take_in_flight(attempt) else { return };
         match result {
-            Ok(link) => self.connected(now, link),
-            // Superseded by a later connect or a disconnect we asked for: that one reports instead.
-            Err(ConnectError::Cancelled) => {}
-            Err(error) => self.connect_failed(now, &error),
+            Ok(link) if link.ssid == flight.ssid => self.joined(now, flight.purpose, link),
+            Ok(link) => {
+                tracing::warn!(expected = %flight.ssid, got = %link.ssid, "the radio joined another network");
+                self.attempt_failed(now, flight, &ConnectError::AssociationFailed);
+            }
+            Err(error) => self.attempt_failed(now, flight, &error),
         }
     }
 
-    fn connected(&mut self, now: Instant, link: LinkInfo) {
-        if self.applied.as_ref().is_none_or(|c| c.ssid != link.ssid) {
-            // A result for credentials that were replaced meanwhile.
+    /// The provisioning attempt (ApplyConfig) joined its network.
+    pub(crate) fn provisioning_joined(&mut self, now: Instant, link: &LinkInfo) {
+        if self.state != ProvState::CredRecv {
             return;
         }
-        self.wifi = WifiState::Connected(link.clone());
-        if self.state == ProvState::CredRecv {
-            self.state = ProvState::Success;
-            if let Some(credentials) = &self.applied {
-                self.actions.push_back(Action::Persist(credentials.clone()));
-            }
-            self.events.push_back(Event::CredSuccess(link));
-            if let AutoStop::After { timeout } = self.config.auto_stop {
-                self.timers.auto_stop = Some(now + timeout);
-            }
+        self.state = ProvState::Success;
+        if let Some(credentials) = self.applied.clone() {
+            self.save_provisioned(&credentials, link);
+        }
+        self.events.push_back(Event::CredSuccess(link.clone()));
+        if let AutoStop::After { timeout } = self.config.auto_stop {
+            self.timers.auto_stop = Some(now + timeout);
         }
     }
 
-    fn connect_failed(&mut self, now: Instant, error: &ConnectError) {
-        if self.applied.is_none() {
+    /// The provisioning attempt (ApplyConfig) failed once.
+    pub(crate) fn provisioning_failed(&mut self, now: Instant, error: &ConnectError) {
+        if self.applied.is_none() || self.state != ProvState::CredRecv {
             return;
         }
         let classified = match error {
@@ -290,11 +345,6 @@ impl Manager {
             ConnectError::NetworkNotFound => Some(FailReason::NetworkNotFound),
             _ => None,
         };
-        if self.state != ProvState::CredRecv {
-            // Outside a provisioning attempt (a provisioned device at boot, or after a lost link) keep trying.
-            self.retry_later(now, None);
-            return;
-        }
         if let Some(reason) = classified {
             self.last_reason = reason;
         }
@@ -304,11 +354,11 @@ impl Manager {
             if self.attempts < limit {
                 self.retry_later(now, Some(limit - self.attempts));
             } else {
-                self.fail(self.last_reason);
+                self.fail(now, self.last_reason);
             }
         } else {
             match classified {
-                Some(reason) => self.fail(reason),
+                Some(reason) => self.fail(now, reason),
                 None => self.retry_later(now, None),
             }
         }
@@ -319,27 +369,37 @@ impl Manager {
         self.timers.connect = Some(now + self.config.connect_delay);
     }
 
-    fn fail(&mut self, reason: FailReason) {
+    fn fail(&mut self, now: Instant, reason: FailReason) {
         self.state = ProvState::Fail;
-        self.wifi = WifiState::Failed(reason);
+        self.last_reason = reason;
         self.timers.connect = None;
-        self.actions.push_back(Action::Disconnect);
+        self.leave_network();
         self.events.push_back(Event::CredFail(reason));
+        // Clients see the failure until they reset; meanwhile the device goes back to a saved network.
+        self.schedule_round(now);
+    }
+
+    /// Why the provisioning attempt failed, while in [`ProvState::Fail`].
+    pub(crate) fn fail_reason(&self) -> FailReason {
+        self.last_reason
     }
 
     /// A link event from the backend.
     pub fn handle_link_event(&mut self, now: Instant, event: LinkEvent) {
         match event {
-            LinkEvent::LinkLost { .. } if self.applied.is_some() => {
-                if matches!(self.wifi, WifiState::Connected(_)) {
-                    self.retry_later(now, None);
-                }
+            LinkEvent::LinkLost { reason } => {
+                let Some(ssid) = self.station.connected.take() else { return };
+                tracing::info!(%ssid, %reason, "link lost");
+                self.events.push_back(Event::LinkLost { ssid });
+                self.wifi = WifiState::Disconnected;
+                self.link_lost(now);
             }
             LinkEvent::Connected(link) => {
                 if matches!(self.wifi, WifiState::Connected(_)) {
                     self.wifi = WifiState::Connected(link);
                 }
             }
+            // Disconnects we asked for, and whatever a newer backend reports.
             _ => {}
         }
     }
@@ -368,7 +428,10 @@ impl Manager {
 
     /// The earliest deadline at which [`Manager::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.connect, self.timers.auto_stop, self.timers.cleanup].into_iter().flatten().min()
+        [self.timers.connect, self.timers.auto_stop, self.timers.cleanup, self.station.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Fires every timer due at `now`.
@@ -376,9 +439,11 @@ impl Manager {
         if self.timers.connect.is_some_and(|t| t <= now) {
             self.timers.connect = None;
             if let Some(credentials) = &self.applied {
-                self.actions.push_back(Action::Connect(credentials.connect_request()));
+                let request = credentials.connect_request();
+                self.issue_connect(request, Purpose::Provisioning, None);
             }
         }
+        self.handle_policy_timeout(now);
         if self.timers.auto_stop.is_some_and(|t| t <= now) {
             self.timers.auto_stop = None;
             self.stop(now);

@@ -279,6 +279,17 @@ impl SavedNetwork {
         self
     }
 
+    /// The same network with another security, when its passphrase fits that security (checked as in
+    /// [`SavedNetwork::new`]); otherwise the network unchanged. Used to record the security the radio actually
+    /// found on a network saved with a guessed one.
+    #[must_use]
+    pub fn with_security_if_valid(self, security: NetworkSecurity) -> Self {
+        match Self::new(self.ssid.clone(), security, self.passphrase.clone()) {
+            Ok(_) => Self { security, ..self },
+            Err(_) => self,
+        }
+    }
+
     /// Sets the last result.
     #[must_use]
     pub fn with_last_result(mut self, last_result: Option<LastResult>) -> Self {

@@ -5,9 +5,11 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use wifiprov_backend::{AccessPoint, AuthMode, Bssid, Channel, ConnectError, LinkEvent, LinkInfo, Rssi, Ssid};
+use wifiprov_backend::{
+    AccessPoint, AuthMode, Bssid, Channel, ConnectError, ConnectRequest, LinkEvent, LinkInfo, Rssi, Ssid,
+};
 use wifiprov_manager::{
-    Action, AutoStop, Event, FailReason, Manager, ManagerConfig, ManagerError, ProvState, WifiState,
+    Action, AttemptId, AutoStop, Event, FailReason, Manager, ManagerConfig, ManagerError, ProvState, WifiState,
 };
 use wifiprov_proto::messages::config::{self, Request, Response, StationState};
 use wifiprov_proto::messages::{Status, ctrl, scan};
@@ -29,6 +31,24 @@ fn set_config(ssid: &str, pass: &str) -> Request {
 
 fn actions(m: &mut Manager) -> Vec<Action> {
     std::iter::from_fn(|| m.poll_action()).collect()
+}
+
+/// The one connection attempt among the pending actions.
+fn attempt(m: &mut Manager) -> (AttemptId, ConnectRequest) {
+    let connects: Vec<_> = actions(m)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Connect { attempt, request } => Some((attempt, request)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connects.len(), 1, "exactly one connect expected");
+    connects.into_iter().next().unwrap()
+}
+
+fn status(m: &mut Manager, now: Instant) -> Option<StationState> {
+    let Response::GetStatus(report) = m.handle_config(now, &Request::GetStatus) else { panic!() };
+    report.state
 }
 
 fn events(m: &mut Manager) -> Vec<Event> {
@@ -56,11 +76,14 @@ fn success_persists_reports_and_auto_stops() {
     assert!(actions(&mut m).is_empty());
     let t1 = t0 + Duration::from_secs(1);
     m.handle_timeout(t1);
-    assert!(matches!(actions(&mut m).as_slice(), [Action::Connect(r)] if r.ssid.as_bytes() == b"home"));
+    let (id, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"home");
 
-    m.handle_connect_result(t1, Ok(link("home")));
+    m.handle_connect_result(t1, id, Ok(link("home")));
     assert_eq!(m.state(), ProvState::Success);
-    assert!(matches!(actions(&mut m).as_slice(), [Action::Persist(c)] if c.ssid.as_bytes() == b"home"));
+    // The network that worked is saved at the top of the list.
+    assert!(matches!(actions(&mut m).as_slice(), [Action::SaveNetworks(list)]
+        if list.get_at(0).is_some_and(|n| n.ssid().as_bytes() == b"home")));
     // Auto-stop is armed at 30 s; the first Connected report brings it forward to the cleanup delay.
     assert_eq!(m.poll_timeout(), Some(t1 + Duration::from_secs(30)));
     let Response::GetStatus(report) = m.handle_config(t1, &Request::GetStatus) else { panic!() };
@@ -81,6 +104,7 @@ fn success_persists_reports_and_auto_stops() {
             Event::End => "End",
             _ => "other",
         })
+        .filter(|k| *k != "other")
         .collect();
     assert_eq!(kinds, ["Init", "Start", "SetStaConfig", "CredRecv", "CredSuccess", "End"]);
 }
@@ -89,17 +113,17 @@ fn success_persists_reports_and_auto_stops() {
 fn wrong_passphrase_fails_and_reset_accepts_new_credentials() {
     let (mut m, t0) = applied(ManagerConfig::default(), "wrong-horse");
     m.handle_timeout(t0 + Duration::from_secs(1));
-    actions(&mut m);
-    m.handle_connect_result(t0 + Duration::from_secs(2), Err(ConnectError::AuthFailed));
+    let (id, _) = attempt(&mut m);
+    m.handle_connect_result(t0 + Duration::from_secs(2), id, Err(ConnectError::AuthFailed));
     assert_eq!(m.state(), ProvState::Fail);
-    assert_eq!(*m.wifi(), WifiState::Failed(FailReason::AuthError));
+    assert_eq!(status(&mut m, t0), Some(StationState::Failed(config::FailReason::AuthError)));
     assert!(events(&mut m).contains(&Event::CredFail(FailReason::AuthError)));
     // Credentials applied and failed: ApplyConfig without new ones is refused.
     assert_eq!(m.handle_config(t0, &Request::ApplyConfig), Response::ApplyConfig(Status::InternalError));
-    assert_eq!(m.handle_ctrl(&ctrl::Request::Reset), ctrl::Response::Reset { status: Status::Success });
+    assert_eq!(m.handle_ctrl(t0, &ctrl::Request::Reset), ctrl::Response::Reset { status: Status::Success });
     assert_eq!(m.state(), ProvState::Started);
     // A second reset is refused: there is no failure to reset.
-    assert_eq!(m.handle_ctrl(&ctrl::Request::Reset), ctrl::Response::Reset { status: Status::InternalError });
+    assert_eq!(m.handle_ctrl(t0, &ctrl::Request::Reset), ctrl::Response::Reset { status: Status::InternalError });
 }
 
 #[test]
@@ -111,32 +135,34 @@ fn limited_attempts_report_what_remains_then_fail() {
     for _ in 0..3 {
         now = m.poll_timeout().unwrap();
         m.handle_timeout(now);
-        assert!(matches!(actions(&mut m).as_slice(), [Action::Connect(_)]));
-        m.handle_connect_result(now, Err(ConnectError::AssociationFailed));
+        let (id, _) = attempt(&mut m);
+        m.handle_connect_result(now, id, Err(ConnectError::AssociationFailed));
         if let WifiState::Connecting { attempts_remaining: Some(n) } = m.wifi() {
             remaining.push(*n);
         }
     }
     assert_eq!(remaining, [2, 1]);
     // An unclassified failure at the limit reports ESP's default reason.
-    assert_eq!(*m.wifi(), WifiState::Failed(FailReason::AuthError));
-    assert!(m.poll_timeout().is_none_or(|t| t > now), "no further attempt is scheduled");
+    assert_eq!(status(&mut m, now), Some(StationState::Failed(config::FailReason::AuthError)));
+    assert!(events(&mut m).contains(&Event::CredFail(FailReason::AuthError)));
+    m.handle_timeout(now + Duration::from_secs(3600));
+    assert!(actions(&mut m).iter().all(|a| !matches!(a, Action::Connect { .. })), "no further attempt");
 }
 
 #[test]
 fn unlimited_attempts_retry_transient_failures_and_stop_on_definite_ones() {
     let (mut m, t0) = applied(ManagerConfig::default(), "correct-horse");
     m.handle_timeout(t0 + Duration::from_secs(1));
-    actions(&mut m);
-    m.handle_connect_result(t0 + Duration::from_secs(1), Err(ConnectError::Timeout));
+    let (first, _) = attempt(&mut m);
+    m.handle_connect_result(t0 + Duration::from_secs(1), first, Err(ConnectError::Timeout));
     assert_eq!(*m.wifi(), WifiState::Connecting { attempts_remaining: None });
     m.handle_timeout(m.poll_timeout().unwrap());
-    assert!(matches!(actions(&mut m).as_slice(), [Action::Connect(_)]));
-    // A superseded attempt reports nothing.
-    m.handle_connect_result(t0 + Duration::from_secs(3), Err(ConnectError::Cancelled));
+    let (second, _) = attempt(&mut m);
+    // A late answer to a superseded attempt changes nothing.
+    m.handle_connect_result(t0 + Duration::from_secs(3), first, Err(ConnectError::NetworkNotFound));
     assert_eq!(m.state(), ProvState::CredRecv);
-    m.handle_connect_result(t0 + Duration::from_secs(4), Err(ConnectError::NetworkNotFound));
-    assert_eq!(*m.wifi(), WifiState::Failed(FailReason::NetworkNotFound));
+    m.handle_connect_result(t0 + Duration::from_secs(4), second, Err(ConnectError::NetworkNotFound));
+    assert_eq!(status(&mut m, t0), Some(StationState::Failed(config::FailReason::NetworkNotFound)));
 }
 
 #[test]
@@ -219,17 +245,18 @@ fn scan_results_are_sorted_filtered_capped_and_paged() {
 #[test]
 fn reprovision_needs_auto_stop_disabled() {
     let (mut m, t0) = applied(ManagerConfig::default(), "correct-horse");
-    assert_eq!(m.handle_ctrl(&ctrl::Request::Reprov), ctrl::Response::Reprov { status: Status::InternalError });
+    assert_eq!(m.handle_ctrl(t0, &ctrl::Request::Reprov), ctrl::Response::Reprov { status: Status::InternalError });
 
     let config = ManagerConfig { auto_stop: AutoStop::Disabled, ..ManagerConfig::default() };
-    let (mut m, _) = applied(config, "correct-horse");
+    let (mut m, t0) = applied(config, "correct-horse");
     m.handle_timeout(t0 + Duration::from_secs(1));
-    m.handle_connect_result(t0 + Duration::from_secs(1), Ok(link("home")));
+    let (id, _) = attempt(&mut m);
+    m.handle_connect_result(t0 + Duration::from_secs(1), id, Ok(link("home")));
     let Response::GetStatus(_) = m.handle_config(t0, &Request::GetStatus) else { panic!() };
     assert_eq!(m.state(), ProvState::Success, "no auto-stop");
     events(&mut m);
     actions(&mut m);
-    assert_eq!(m.handle_ctrl(&ctrl::Request::Reprov), ctrl::Response::Reprov { status: Status::Success });
+    assert_eq!(m.handle_ctrl(t0, &ctrl::Request::Reprov), ctrl::Response::Reprov { status: Status::Success });
     assert_eq!(m.state(), ProvState::Started);
     assert!(events(&mut m).contains(&Event::Start));
     assert!(actions(&mut m).iter().any(|a| matches!(a, Action::Disconnect)));
@@ -239,13 +266,15 @@ fn reprovision_needs_auto_stop_disabled() {
 fn a_lost_link_is_rejoined() {
     let (mut m, t0) = applied(ManagerConfig::default(), "correct-horse");
     m.handle_timeout(t0 + Duration::from_secs(1));
-    m.handle_connect_result(t0 + Duration::from_secs(1), Ok(link("home")));
+    let (id, _) = attempt(&mut m);
+    m.handle_connect_result(t0 + Duration::from_secs(1), id, Ok(link("home")));
     actions(&mut m);
     let t2 = t0 + Duration::from_secs(5);
     m.handle_link_event(t2, LinkEvent::LinkLost { reason: wifiprov_backend::DisconnectReason::BEACON_TIMEOUT });
     assert_eq!(*m.wifi(), WifiState::Connecting { attempts_remaining: None });
-    m.handle_timeout(m.poll_timeout().unwrap());
-    assert!(actions(&mut m).iter().any(|a| matches!(a, Action::Connect(_))));
+    // The network is saved now, so the policy rejoins it at once.
+    let (_, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"home");
 }
 
 #[test]
@@ -268,3 +297,5 @@ fn lifecycle_calls_are_checked() {
         "a stopped manager reports nothing"
     );
 }
+
+mod policy;

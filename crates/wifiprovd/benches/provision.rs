@@ -19,7 +19,7 @@ use wifiprov_proto::security::{
 };
 use wifiprov_testkit::SeededRandom;
 use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
-use wifiprovd::store::CredentialStore;
+use wifiprov_store::NetworkStore;
 
 const SCENARIO: &str = r#"
 scan_duration_ms = 0
@@ -74,8 +74,9 @@ fn bench(c: &mut Criterion) {
         let service = ProvisioningService::new(
             ServiceConfig { manager, ..ServiceConfig::default() },
             Arc::new(radio),
-            CredentialStore::new(dir.path()),
-        );
+            NetworkStore::open(dir.path()),
+        )
+        .expect("service");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         service.start_provisioning(security(), Transport::Http(listener)).expect("start");

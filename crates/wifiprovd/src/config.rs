@@ -53,6 +53,16 @@ pub struct RawConfig {
     pub connect_delay_ms: Option<u64>,
     /// Start provisioning even when a network is provisioned already.
     pub always_provision: Option<bool>,
+    /// How many networks are saved at most.
+    pub max_networks: Option<usize>,
+    /// How long one attempt at a saved network may take, in seconds.
+    pub attempt_timeout_secs: Option<u64>,
+    /// The pause between rounds through the saved networks when none works, in seconds.
+    pub retry_interval_secs: Option<u64>,
+    /// After a lost link: how long to retry before provisioning reopens, in seconds.
+    pub reopen_grace_secs: Option<u64>,
+    /// Reopen provisioning by itself when the device is offline.
+    pub reopen: Option<bool>,
     /// Sessions kept at once by the transport.
     pub max_sessions: Option<usize>,
     /// Advertise the service over mDNS (`_esp_wifi_prov._tcp`).
@@ -94,6 +104,11 @@ impl RawConfig {
             connect_attempts,
             connect_delay_ms,
             always_provision,
+            max_networks,
+            attempt_timeout_secs,
+            retry_interval_secs,
+            reopen_grace_secs,
+            reopen,
             max_sessions,
             mdns,
             mdns_interfaces
@@ -222,10 +237,31 @@ impl DaemonConfig {
             (true, secs) => AutoStop::After { timeout: Duration::from_secs(secs.unwrap_or(30)) },
         };
         let defaults = ManagerConfig::default();
+        let max_networks = raw.max_networks.unwrap_or(defaults.max_networks);
+        if !(1..=64).contains(&max_networks) {
+            return Err(invalid("max_networks", "must be between 1 and 64"));
+        }
+        let seconds = |value: Option<u64>, name: &'static str, default: Duration| match value {
+            Some(0) => Err(invalid(name, "must be at least 1 second")),
+            Some(secs) => Ok(Duration::from_secs(secs)),
+            None => Ok(default),
+        };
+        let policy = wifiprov_manager::PolicyConfig {
+            attempt_timeout: seconds(
+                raw.attempt_timeout_secs,
+                "attempt_timeout_secs",
+                defaults.policy.attempt_timeout,
+            )?,
+            retry_interval: seconds(raw.retry_interval_secs, "retry_interval_secs", defaults.policy.retry_interval)?,
+            reopen_grace: seconds(raw.reopen_grace_secs, "reopen_grace_secs", defaults.policy.reopen_grace)?,
+            reopen: raw.reopen.unwrap_or(defaults.policy.reopen),
+        };
         let manager = ManagerConfig {
             auto_stop,
             connect_attempts: raw.connect_attempts.unwrap_or(defaults.connect_attempts),
             connect_delay: raw.connect_delay_ms.map_or(defaults.connect_delay, Duration::from_millis),
+            max_networks,
+            policy,
             ..defaults
         };
         let max_sessions = raw.max_sessions.unwrap_or(8);

@@ -7,4 +7,3 @@ pub mod config;
 pub mod mdns;
 pub mod qr;
 pub mod service;
-pub mod store;

@@ -12,11 +12,11 @@ use wifiprov_backend_sim::SimRadio;
 use wifiprov_manager::Event;
 use wifiprov_proto::endpoint::SessionLimits;
 use wifiprov_proto::rng::OsRandom;
+use wifiprov_store::NetworkStore;
 use wifiprovd::config::{Credentials, DaemonConfig, RawConfig};
 use wifiprovd::mdns::{MdnsAdvertiser, MdnsConfig};
 use wifiprovd::qr::{QrPayload, QrTransport};
 use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
-use wifiprovd::store::CredentialStore;
 
 /// ESP-compatible Wi-Fi provisioning for Linux devices.
 ///
@@ -84,9 +84,24 @@ struct Flags {
     /// Delay between ApplyConfig and the first connection attempt, in ms [default: 1000].
     #[arg(long, value_name = "MS")]
     connect_delay_ms: Option<u64>,
-    /// Open provisioning even when a network is provisioned already.
+    /// Open provisioning even when networks are saved already.
     #[arg(long)]
     always_provision: bool,
+    /// How many networks the device saves at most [default: 8].
+    #[arg(long, value_name = "N")]
+    max_networks: Option<usize>,
+    /// Seconds one attempt at a saved network may take before the next is tried [default: 20].
+    #[arg(long, value_name = "SECS")]
+    attempt_timeout: Option<u64>,
+    /// Seconds between rounds through the saved networks when none works [default: 30].
+    #[arg(long, value_name = "SECS")]
+    retry_interval: Option<u64>,
+    /// Seconds to retry after a lost link before provisioning reopens [default: 60].
+    #[arg(long, value_name = "SECS")]
+    reopen_grace: Option<u64>,
+    /// Never reopen provisioning by itself when the device is offline.
+    #[arg(long)]
+    no_reopen: bool,
     /// Advertise the service over mDNS as `_esp_wifi_prov._tcp` (ESP's historical discovery).
     #[arg(long)]
     mdns: bool,
@@ -116,6 +131,11 @@ impl Flags {
             connect_attempts: self.connect_attempts,
             connect_delay_ms: self.connect_delay_ms,
             always_provision: self.always_provision.then_some(true),
+            max_networks: self.max_networks,
+            attempt_timeout_secs: self.attempt_timeout,
+            retry_interval_secs: self.retry_interval,
+            reopen_grace_secs: self.reopen_grace,
+            reopen: self.no_reopen.then_some(false),
             max_sessions: None,
             mdns: self.mdns.then_some(true),
             mdns_interfaces: (!self.mdns_interface.is_empty()).then_some(self.mdns_interface),
@@ -160,34 +180,27 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         None => SimRadio::builtin_default(),
     };
     let backend: Arc<dyn WifiBackend> = Arc::new(radio);
-    let store = CredentialStore::new(&config.state_dir);
+    let store = NetworkStore::open(&config.state_dir);
     let service_config = ServiceConfig {
         manager: config.manager.clone(),
         sessions: SessionLimits { max_sessions: config.max_sessions, ..SessionLimits::default() },
         ..ServiceConfig::default()
     };
-    let service = ProvisioningService::new(service_config, backend, store);
+    let service = ProvisioningService::new(service_config, backend, store).context("cannot load the saved networks")?;
     let mut events = service.subscribe();
 
-    let provisioned = service.connect_provisioned().context("cannot read the provisioned state")?;
     let mut mdns = None;
-    if provisioned && !config.always_provision {
-        tracing::info!("provisioned already; not opening provisioning (use --always-provision to force it)");
+    if service.start_policy() && !config.always_provision {
+        // Provisioning opens by itself if none of them works (unless --no-reopen).
+        tracing::info!(saved = service.networks().len(), "trying the saved networks");
+        service.set_fallback(config.security.clone(), config.listen);
     } else {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let address = listener.local_addr().context("listener address")?;
         service.start_provisioning(config.security.clone(), Transport::Http(listener))?;
-        if let Some(interfaces) = &config.mdns {
-            let hostname = format!("{}.local.", config.service_name);
-            let addresses: Vec<_> = Some(address.ip()).filter(|ip| !ip.is_unspecified()).into_iter().collect();
-            let advertiser =
-                MdnsAdvertiser::start(&MdnsConfig::new(hostname, interfaces.clone()), address.port(), &addresses)
-                    .context("cannot advertise over mDNS")?;
-            tracing::info!(name = advertiser.fullname(), "advertising over mDNS");
-            mdns = Some(advertiser);
-        }
+        let address = service.local_addr().context("the transport did not start")?;
+        mdns = advertise(&config, address)?;
         print_banner(&config, address);
     }
 
@@ -199,7 +212,17 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             _ = terminate.recv() => break,
             event = events.recv() => match event {
                 Ok(Event::CredSuccess(link)) => {
-                    tracing::info!(ssid = %link.ssid, ip = %link.ip4, bssid = %link.bssid, "joined network");
+                    tracing::info!(ssid = %link.ssid, ip = %link.ip4, bssid = %link.bssid, "provisioned");
+                }
+                Ok(Event::Start) => {
+                    // Provisioning reopened by the connection policy: advertise and show how to reach it again.
+                    if let Some(address) = service.local_addr() && mdns.is_none() {
+                        match advertise(&config, address) {
+                            Ok(advertiser) => mdns = advertiser,
+                            Err(error) => tracing::warn!(error = %format!("{error:#}"), "mDNS"),
+                        }
+                        print_banner(&config, address);
+                    }
                 }
                 Ok(Event::End) => {
                     tracing::info!("provisioning ended; the device stays on its network");
@@ -214,6 +237,17 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     stop_mdns(mdns.take()).await;
     service.deinit().await;
     Ok(())
+}
+
+/// Starts the mDNS advertisement when configured.
+fn advertise(config: &DaemonConfig, address: std::net::SocketAddr) -> anyhow::Result<Option<MdnsAdvertiser>> {
+    let Some(interfaces) = &config.mdns else { return Ok(None) };
+    let hostname = format!("{}.local.", config.service_name);
+    let addresses: Vec<_> = Some(address.ip()).filter(|ip| !ip.is_unspecified()).into_iter().collect();
+    let advertiser = MdnsAdvertiser::start(&MdnsConfig::new(hostname, interfaces.clone()), address.port(), &addresses)
+        .context("cannot advertise over mDNS")?;
+    tracing::info!(name = advertiser.fullname(), "advertising over mDNS");
+    Ok(Some(advertiser))
 }
 
 /// Withdraws the mDNS advertisement (goodbye packets); waits for the daemon thread off the runtime.

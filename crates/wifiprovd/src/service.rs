@@ -1,29 +1,36 @@
 //! The provisioning service: ESP's `wifi_prov_mgr` API over the sans-IO manager, a Wi-Fi backend, the
-//! credential store and the HTTP transport.
+//! saved-network store and the HTTP transport.
 //!
-//! One driver task owns all I/O: it carries out the manager's actions (connect, scan, persist, stop the
-//! transport), feeds results and link events back, and fires its timers. Endpoint handlers only lock the
-//! manager briefly; a blocking scan waits on a condition variable on a blocking thread, never holding a lock
-//! the driver needs.
+//! One driver task owns all I/O: it carries out the manager's actions (connect, scan, start and stop the
+//! transport), feeds results and link events back, and fires its timers. A writer task is the store's only
+//! writer. Endpoint handlers only lock the manager briefly; handlers that wait (a blocking scan, a join
+//! requested over `prov-networks`, a durable write) wait on a condition variable on a blocking thread, never
+//! holding a lock the driver needs.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use wifiprov_backend::{AccessPoint, BackendError, ConnectError, LinkInfo, WifiBackend};
-use wifiprov_manager::{Action, Credentials, Event, Manager, ManagerConfig, ManagerError, ProvState};
+use wifiprov_manager::networks::NetworkList;
+use wifiprov_manager::{
+    Action, AttemptId, Event, Manager, ManagerConfig, ManagerError, NetworksReply, ProvState, joined_response,
+};
 use wifiprov_proto::endpoint::{
     EndpointHandler, HandlerError, Protocomm, ProtocommError, SessionId, SessionLimits, names,
 };
-use wifiprov_proto::messages::{Status, config, ctrl, scan};
+use wifiprov_proto::messages::{Status, config, ctrl, networks, scan};
 use wifiprov_proto::security::DeviceSecurity;
 use wifiprov_proto::version::{AppInfo, ProvInfo, VersionInfo};
-
-use crate::store::{CredentialStore, StoreError};
+use wifiprov_store::{NetworkStore, StoreError};
 
 /// How long a blocking ScanStart waits for the radio before answering with an error.
 const BLOCKING_SCAN_LIMIT: Duration = Duration::from_secs(30);
+/// How long a change to the saved networks waits to be on disk before its client is told it failed.
+const DURABLE_WRITE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Settings of the service.
 #[derive(Debug, Clone, Default)]
@@ -46,9 +53,12 @@ pub enum ServiceError {
     /// Setting up the endpoints failed.
     #[error("endpoint setup")]
     Endpoint(#[from] ProtocommError),
-    /// The credential store failed.
-    #[error("credential store")]
+    /// The saved-network store failed.
+    #[error("saved-network store")]
     Store(#[from] StoreError),
+    /// The listener address could not be read.
+    #[error("listener address")]
+    Listener(#[source] std::io::Error),
 }
 
 /// Where the transport serves. The caller binds it, so a bind failure is reported before anything starts.
@@ -69,27 +79,46 @@ struct DriverGuard(#[allow(dead_code, reason = "dropping the sender is the signa
 
 struct Inner {
     manager: Mutex<Manager>,
-    /// Signalled whenever a scan finishes, for blocking ScanStart handlers.
-    scan_done: Condvar,
+    /// Signalled whenever the driver fed the manager an outcome (scan, connection, timeout), for handlers
+    /// that wait for one.
+    progress: Condvar,
     /// Wakes the driver after a handler changed the manager.
     wake: Notify,
     events: broadcast::Sender<Event>,
     state: watch::Sender<ProvState>,
     backend: Arc<dyn WifiBackend>,
-    store: CredentialStore,
+    store: NetworkStore,
+    /// The latest list to write, with its revision; the writer task writes the newest one.
+    to_write: watch::Sender<Option<(u64, NetworkList)>>,
+    /// The revision last written and whether writing it failed.
+    written: Mutex<Written>,
+    /// Signalled after each write.
+    written_changed: Condvar,
     config: ServiceConfig,
+    /// How to reopen provisioning when the policy asks: the security and the address it last served on.
+    fallback: Mutex<Option<(DeviceSecurity, SocketAddr)>>,
     app_info: Mutex<Vec<AppInfo>>,
     /// Custom endpoints in creation order, each with its handler once registered.
     custom: Mutex<Vec<CustomEndpoint>>,
     running: Mutex<Option<Running>>,
+    /// Whether a transport serves; read by waiting handlers, which must not take `running` while holding the
+    /// manager lock (`start_provisioning` takes them in the other order).
+    serving: AtomicBool,
     /// The transport task after a stop, for [`ProvisioningService::wait`].
     stopped: Mutex<Option<JoinHandle<()>>>,
 }
 
 type CustomEndpoint = (String, Option<Arc<dyn EndpointHandler>>);
 
+#[derive(Debug, Default)]
+struct Written {
+    revision: u64,
+    failed: bool,
+}
+
 /// A started transport.
 struct Running {
+    address: SocketAddr,
     device: Arc<wifiprov_transport_http::Device>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: JoinHandle<()>,
@@ -105,28 +134,47 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ProvisioningService {
-    /// Creates the service and its driver task (`wifi_prov_mgr_init`). Emits [`Event::Init`]. Must be called
-    /// inside a tokio runtime.
-    pub fn new(config: ServiceConfig, backend: Arc<dyn WifiBackend>, store: CredentialStore) -> Self {
+    /// Creates the service and its driver task (`wifi_prov_mgr_init`) with the networks saved in `store`.
+    /// Emits [`Event::Init`]. Must be called inside a tokio runtime.
+    ///
+    /// A corrupt store file is moved aside (never deleted) and logged as an error, and the service starts
+    /// with no saved network, so that a damaged file cannot keep the device from being provisioned. Other
+    /// store failures (an unreadable directory) are returned.
+    pub fn new(
+        config: ServiceConfig,
+        backend: Arc<dyn WifiBackend>,
+        store: NetworkStore,
+    ) -> Result<Self, ServiceError> {
+        let networks = load_networks(&store)?;
+        if !networks.is_empty() {
+            tracing::info!(saved = networks.len(), path = %store.path().display(), "loaded saved networks");
+        }
         let (events, _) = broadcast::channel(64);
         let (state, _) = watch::channel(ProvState::Idle);
+        let (to_write, writes) = watch::channel(None);
         let inner = Arc::new(Inner {
-            manager: Mutex::new(Manager::new(config.manager.clone())),
-            scan_done: Condvar::new(),
+            manager: Mutex::new(Manager::with_networks(config.manager.clone(), networks)),
+            progress: Condvar::new(),
             wake: Notify::new(),
             events,
             state,
             backend,
             store,
+            to_write,
+            written: Mutex::new(Written::default()),
+            written_changed: Condvar::new(),
             config,
+            fallback: Mutex::new(None),
             app_info: Mutex::new(Vec::new()),
             custom: Mutex::new(Vec::new()),
             running: Mutex::new(None),
+            serving: AtomicBool::new(false),
             stopped: Mutex::new(None),
         });
         let (guard, stop) = tokio::sync::oneshot::channel();
+        tokio::spawn(write_networks(Arc::downgrade(&inner), writes));
         tokio::spawn(drive(inner.clone(), stop));
-        Self { inner, _driver: Arc::new(DriverGuard(guard)) }
+        Ok(Self { inner, _driver: Arc::new(DriverGuard(guard)) })
     }
 
     /// Subscribes to manager events. Subscribe before starting to see every event.
@@ -190,21 +238,36 @@ impl ProvisioningService {
         Ok(lock(&self.inner.manager).disable_auto_stop(cleanup_delay)?)
     }
 
-    /// Whether credentials were provisioned (and persisted) before.
-    pub fn is_provisioned(&self) -> Result<bool, ServiceError> {
-        Ok(self.inner.store.load()?.is_some())
+    /// Whether any network is saved (`wifi_prov_mgr_is_provisioned`).
+    pub fn is_provisioned(&self) -> bool {
+        !lock(&self.inner.manager).networks().is_empty()
     }
 
-    /// Joins the persisted network, if there is one; returns whether there was.
-    pub fn connect_provisioned(&self) -> Result<bool, ServiceError> {
-        let Some(credentials) = self.inner.store.load()? else { return Ok(false) };
-        tracing::info!(ssid = %credentials.ssid, "joining the provisioned network");
-        lock(&self.inner.manager).connect_provisioned(credentials);
+    /// The saved networks, in priority order.
+    pub fn networks(&self) -> NetworkList {
+        lock(&self.inner.manager).networks().clone()
+    }
+
+    /// Starts the connection policy: tries the saved networks in priority order, and reopens provisioning
+    /// (see [`ProvisioningService::set_fallback`]) when none works. Returns false when nothing is saved.
+    pub fn start_policy(&self) -> bool {
+        let started = lock(&self.inner.manager).start_policy(now());
         self.inner.wake.notify_one();
-        Ok(true)
+        started
     }
 
-    /// Forgets the provisioned network and leaves it (`wifi_prov_mgr_reset_provisioning`).
+    /// Where and how provisioning reopens when the policy finds the device offline; without this, a reopen
+    /// uses the security and address of the last [`ProvisioningService::start_provisioning`].
+    pub fn set_fallback(&self, security: DeviceSecurity, address: SocketAddr) {
+        *lock(&self.inner.fallback) = Some((security, address));
+    }
+
+    /// The address the provisioning transport serves on, while it runs.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        lock(&self.inner.running).as_ref().map(|r| r.address)
+    }
+
+    /// Forgets every saved network and leaves the current one (`wifi_prov_mgr_reset_provisioning`).
     pub fn reset_provisioning(&self) {
         lock(&self.inner.manager).reset_provisioning();
         self.inner.wake.notify_one();
@@ -216,47 +279,15 @@ impl ProvisioningService {
         if running.is_some() {
             return Err(ManagerError::InvalidState { state: lock(&self.inner.manager).state() }.into());
         }
-        let protocomm = self.build_protocomm(security)?;
-        lock(&self.inner.manager).start()?;
-        let (shutdown, stop) = tokio::sync::oneshot::channel();
         let Transport::Http(listener) = transport;
-        let device = Arc::new(wifiprov_transport_http::Device::new(
-            protocomm,
-            Box::new(wifiprov_proto::rng::OsRandom),
-            self.inner.config.http.clone(),
-        ));
-        let serving = device.clone();
-        let task = tokio::spawn(async move {
-            if let Err(error) = wifiprov_transport_http::serve(listener, serving, async {
-                let _ = stop.await;
-            })
-            .await
-            {
-                tracing::error!(%error, "http transport failed");
-            }
-        });
-        *running = Some(Running { device, shutdown, task });
+        let address = listener.local_addr().map_err(ServiceError::Listener)?;
+        let protocomm = build_protocomm(&self.inner, security.clone())?;
+        lock(&self.inner.manager).start()?;
+        *lock(&self.inner.fallback) = Some((security, address));
+        *running = Some(serve(&self.inner, protocomm, listener, address));
         drop(running);
         self.inner.wake.notify_one();
         Ok(())
-    }
-
-    fn build_protocomm(&self, security: DeviceSecurity) -> Result<Protocomm, ServiceError> {
-        let version =
-            VersionInfo { app_info: lock(&self.inner.app_info).clone(), prov: Some(ProvInfo::for_device(&security)) };
-        let mut pc = Protocomm::new(self.inner.config.sessions);
-        pc.add_endpoint(names::PROV_CTRL, Arc::new(CtrlEndpoint(Arc::downgrade(&self.inner))))?;
-        pc.add_endpoint(names::PROV_SCAN, Arc::new(ScanEndpoint(Arc::downgrade(&self.inner))))?;
-        pc.set_security(names::PROV_SESSION, security)?;
-        pc.add_endpoint(names::PROV_CONFIG, Arc::new(ConfigEndpoint(Arc::downgrade(&self.inner))))?;
-        pc.set_version(names::PROTO_VER, version.to_cjson())?;
-        for (name, handler) in lock(&self.inner.custom).iter() {
-            match handler {
-                Some(handler) => pc.add_endpoint(name, handler.clone())?,
-                None => pc.create_endpoint(name)?,
-            }
-        }
-        Ok(pc)
     }
 
     /// Asks the service to stop after its cleanup delay (non-blocking).
@@ -290,6 +321,17 @@ impl ProvisioningService {
             }
         }
         self.wait().await;
+        self.flush().await;
+    }
+
+    /// Waits until every change to the saved networks made so far is on disk (or failed to get there).
+    pub async fn flush(&self) {
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let target = lock(&inner.manager).networks_revision();
+            wait_written(&inner, target)
+        })
+        .await;
     }
 
     fn require_idle(&self) -> Result<(), ServiceError> {
@@ -302,26 +344,161 @@ impl ProvisioningService {
     }
 }
 
+fn load_networks(store: &NetworkStore) -> Result<NetworkList, ServiceError> {
+    match store.load() {
+        Ok(list) => Ok(list),
+        Err(error @ StoreError::Corrupt { .. }) => {
+            let moved = store.quarantine_corrupt()?;
+            tracing::error!(
+                error = %error_chain(&error),
+                moved_to = %moved.display(),
+                "saved-network file is corrupt; moved it aside and starting with no saved network"
+            );
+            Ok(NetworkList::new())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn build_protocomm(inner: &Arc<Inner>, security: DeviceSecurity) -> Result<Protocomm, ServiceError> {
+    let mut app_info = lock(&inner.app_info).clone();
+    if !app_info.iter().any(|a| a.label == networks::APP_LABEL) {
+        app_info.push(AppInfo {
+            label: networks::APP_LABEL.to_owned(),
+            ver: networks::APP_VERSION.to_owned(),
+            cap: Vec::new(),
+        });
+    }
+    let version = VersionInfo { app_info, prov: Some(ProvInfo::for_device(&security)) };
+    let mut pc = Protocomm::new(inner.config.sessions);
+    pc.add_endpoint(names::PROV_CTRL, Arc::new(CtrlEndpoint(Arc::downgrade(inner))))?;
+    pc.add_endpoint(names::PROV_SCAN, Arc::new(ScanEndpoint(Arc::downgrade(inner))))?;
+    pc.set_security(names::PROV_SESSION, security)?;
+    pc.add_endpoint(names::PROV_CONFIG, Arc::new(ConfigEndpoint(Arc::downgrade(inner))))?;
+    pc.set_version(names::PROTO_VER, version.to_cjson())?;
+    // Ours comes first among the custom endpoints, so its BLE id stays the same whatever the application adds.
+    pc.add_endpoint(names::PROV_NETWORKS, Arc::new(NetworksEndpoint(Arc::downgrade(inner))))?;
+    for (name, handler) in lock(&inner.custom).iter() {
+        match handler {
+            Some(handler) => pc.add_endpoint(name, handler.clone())?,
+            None => pc.create_endpoint(name)?,
+        }
+    }
+    Ok(pc)
+}
+
+fn serve(inner: &Arc<Inner>, protocomm: Protocomm, listener: tokio::net::TcpListener, address: SocketAddr) -> Running {
+    let (shutdown, stop) = tokio::sync::oneshot::channel();
+    let device = Arc::new(wifiprov_transport_http::Device::new(
+        protocomm,
+        Box::new(wifiprov_proto::rng::OsRandom),
+        inner.config.http.clone(),
+    ));
+    let serving = device.clone();
+    let task = tokio::spawn(async move {
+        if let Err(error) = wifiprov_transport_http::serve(listener, serving, async {
+            let _ = stop.await;
+        })
+        .await
+        {
+            tracing::error!(%error, "http transport failed");
+        }
+    });
+    tracing::info!(%address, "provisioning transport up");
+    inner.serving.store(true, Ordering::Release);
+    Running { address, device, shutdown, task }
+}
+
+/// Brings the transport up again for the policy ([`Action::StartService`]), on the fallback address.
+fn reopen(inner: &Arc<Inner>) -> Result<(), String> {
+    let Some((security, address)) = lock(&inner.fallback).clone() else {
+        return Err("no provisioning address configured".into());
+    };
+    let mut running = lock(&inner.running);
+    if running.is_some() {
+        return Ok(());
+    }
+    // Binding is one quick system call; doing it here means the transport is up before the Start event
+    // goes out.
+    let listener = std::net::TcpListener::bind(address)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(tokio::net::TcpListener::from_std)
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let address = listener.local_addr().unwrap_or(address);
+    let protocomm = build_protocomm(inner, security).map_err(|e| e.to_string())?;
+    *running = Some(serve(inner, protocomm, listener, address));
+    Ok(())
+}
+
+/// The store's only writer: writes the newest list it is given, one write at a time, and reports each
+/// revision written so that handlers can wait until their change is durable.
+async fn write_networks(inner: std::sync::Weak<Inner>, mut lists: watch::Receiver<Option<(u64, NetworkList)>>) {
+    while lists.changed().await.is_ok() {
+        let Some((revision, list)) = lists.borrow_and_update().clone() else { continue };
+        let Some(strong) = inner.upgrade() else { return };
+        let store = strong.store.clone();
+        drop(strong);
+        let result = tokio::task::spawn_blocking(move || store.save(&list).map(|()| list.len())).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let failed = match result {
+            Ok(Ok(saved)) => {
+                tracing::info!(path = %inner.store.path().display(), saved, revision, "saved networks written");
+                false
+            }
+            Ok(Err(error)) => {
+                tracing::error!(error = %error_chain(&error), "could not write the saved networks");
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, "saved-network writer task failed");
+                true
+            }
+        };
+        *lock(&inner.written) = Written { revision, failed };
+        inner.written_changed.notify_all();
+    }
+}
+
+/// Blocks until `revision` of the saved networks is written; false when that failed or took too long.
+fn wait_written(inner: &Inner, revision: u64) -> bool {
+    let (written, _) = inner
+        .written_changed
+        .wait_timeout_while(lock(&inner.written), DURABLE_WRITE_LIMIT, |w| w.revision < revision)
+        .unwrap_or_else(PoisonError::into_inner);
+    written.revision >= revision && !written.failed
+}
+
 enum Outcome {
-    Connected(Result<LinkInfo, ConnectError>),
+    Connected(AttemptId, Result<LinkInfo, ConnectError>),
     Scanned(Result<Vec<AccessPoint>, BackendError>),
 }
 
-/// The driver: the only task that touches the radio, the store and the transport's lifetime. It ends when
-/// the last [`ProvisioningService`] clone is dropped.
+/// The driver: the only task that touches the radio and the transport's lifetime. It ends when the last
+/// [`ProvisioningService`] clone is dropped.
 async fn drive(inner: Arc<Inner>, mut stop: tokio::sync::oneshot::Receiver<()>) {
     let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
     let mut link_events = inner.backend.subscribe();
     let mut connect_task: Option<JoinHandle<()>> = None;
     loop {
-        let (actions, events, deadline, state) = {
+        let (actions, events, deadline, state, revision) = {
             let mut m = lock(&inner.manager);
             let actions: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
             let events: Vec<Event> = std::iter::from_fn(|| m.poll_event()).collect();
-            (actions, events, m.poll_timeout(), m.state())
+            (actions, events, m.poll_timeout(), m.state(), m.networks_revision())
         };
         for action in actions {
-            carry_out(&inner, action, &outcomes_tx, &mut connect_task);
+            carry_out(&inner, action, revision, &outcomes_tx, &mut connect_task);
         }
         inner.state.send_if_modified(|s| std::mem::replace(s, state) != state);
         for event in events {
@@ -345,18 +522,17 @@ async fn drive(inner: Arc<Inner>, mut stop: tokio::sync::oneshot::Receiver<()>) 
             () = inner.wake.notified() => {}
             () = sleep => lock(&inner.manager).handle_timeout(now()),
             Some(outcome) = outcomes.recv() => match outcome {
-                Outcome::Connected(result) => {
+                Outcome::Connected(attempt, result) => {
                     if let Err(error) = &result {
                         tracing::warn!(%error, "connection attempt failed");
                     }
-                    lock(&inner.manager).handle_connect_result(now(), result);
+                    lock(&inner.manager).handle_connect_result(now(), attempt, result);
                 }
                 Outcome::Scanned(result) => {
                     if let Err(error) = &result {
                         tracing::warn!(%error, "scan failed");
                     }
                     lock(&inner.manager).handle_scan_result(result);
-                    inner.scan_done.notify_all();
                 }
             },
             event = link_events.recv() => match event {
@@ -365,6 +541,7 @@ async fn drive(inner: Arc<Inner>, mut stop: tokio::sync::oneshot::Receiver<()>) 
                 Err(broadcast::error::RecvError::Closed) => link_events = broadcast::channel(1).1,
             },
         }
+        inner.progress.notify_all();
     }
 }
 
@@ -374,18 +551,20 @@ fn stop_transport(inner: &Inner) {
         let _ = running.shutdown.send(());
         *lock(&inner.stopped) = Some(running.task);
     }
-    // Wake blocking scans so their threads do not outlive the service.
-    inner.scan_done.notify_all();
+    inner.serving.store(false, Ordering::Release);
+    // Wake waiting handlers so their threads do not outlive the service.
+    inner.progress.notify_all();
 }
 
 fn carry_out(
     inner: &Arc<Inner>,
     action: Action,
+    revision: u64,
     outcomes: &mpsc::UnboundedSender<Outcome>,
     connect_task: &mut Option<JoinHandle<()>>,
 ) {
     match action {
-        Action::Connect(request) => {
+        Action::Connect { attempt, request } => {
             tracing::info!(ssid = %request.ssid, "connecting");
             if let Some(previous) = connect_task.take() {
                 previous.abort();
@@ -394,7 +573,7 @@ fn carry_out(
             let outcomes = outcomes.clone();
             *connect_task = Some(tokio::spawn(async move {
                 let result = backend.connect(request).await;
-                let _ = outcomes.send(Outcome::Connected(result));
+                let _ = outcomes.send(Outcome::Connected(attempt, result));
             }));
         }
         Action::Disconnect => {
@@ -416,28 +595,20 @@ fn carry_out(
                 let _ = outcomes.send(Outcome::Scanned(result));
             });
         }
-        Action::Persist(credentials) => persist(inner, Some(credentials)),
-        Action::ClearPersisted => persist(inner, None),
+        // Several saves in one batch: the last one is the newest list, and the writer keeps only the newest.
+        Action::SaveNetworks(list) => {
+            inner.to_write.send_replace(Some((revision, list)));
+        }
         Action::StopService => stop_transport(inner),
+        Action::StartService => {
+            if let Err(error) = reopen(inner) {
+                tracing::error!(%error, "cannot reopen provisioning");
+                lock(&inner.manager).handle_service_unavailable(now());
+                inner.wake.notify_one();
+            }
+        }
         _ => tracing::warn!(?action, "unhandled manager action"),
     }
-}
-
-fn persist(inner: &Arc<Inner>, credentials: Option<Credentials>) {
-    let store = inner.store.clone();
-    // Small synchronous file writes; done on a blocking thread so the driver never stalls on a slow disk.
-    tokio::task::spawn_blocking(move || {
-        let result = match &credentials {
-            Some(c) => store.save(c),
-            None => store.clear(),
-        };
-        match result {
-            Ok(()) => {
-                tracing::info!(path = %store.path().display(), saved = credentials.is_some(), "provisioned state written")
-            }
-            Err(error) => tracing::error!(error = %error, "could not write the provisioned state"),
-        }
-    });
 }
 
 fn malformed(error: wifiprov_proto::messages::DecodeError) -> HandlerError {
@@ -446,6 +617,20 @@ fn malformed(error: wifiprov_proto::messages::DecodeError) -> HandlerError {
 
 fn upgrade(inner: &std::sync::Weak<Inner>) -> Result<Arc<Inner>, HandlerError> {
     inner.upgrade().ok_or_else(|| HandlerError::Rejected("service is shutting down".into()))
+}
+
+/// Waits, releasing the manager lock meanwhile, until `done` holds or `limit` passes; returns the lock.
+fn wait_for_manager<'a>(
+    inner: &'a Inner,
+    manager: MutexGuard<'a, Manager>,
+    limit: Duration,
+    mut done: impl FnMut(&mut Manager) -> bool,
+) -> MutexGuard<'a, Manager> {
+    inner
+        .progress
+        .wait_timeout_while(manager, limit, |m| !done(m) && inner.serving.load(Ordering::Acquire))
+        .map(|(guard, _)| guard)
+        .unwrap_or_else(|poisoned| poisoned.into_inner().0)
 }
 
 struct ConfigEndpoint(std::sync::Weak<Inner>);
@@ -475,14 +660,10 @@ impl EndpointHandler for ScanEndpoint {
         {
             // ESP answers a blocking ScanStart only when the scan is over. This runs on a blocking thread
             // (protocomm's two-phase dispatch), and the wait releases the manager lock.
-            let (guard, timeout) = inner
-                .scan_done
-                .wait_timeout_while(manager, BLOCKING_SCAN_LIMIT, |m| {
-                    !m.scan_finished() && m.state() == ProvState::Started
-                })
-                .unwrap_or_else(PoisonError::into_inner);
-            manager = guard;
-            if timeout.timed_out() || !manager.scan_finished() {
+            manager = wait_for_manager(&inner, manager, BLOCKING_SCAN_LIMIT, |m| {
+                m.scan_finished() || m.state() != ProvState::Started
+            });
+            if !manager.scan_finished() {
                 response = scan::Response::Start { status: Status::InternalError };
             }
         }
@@ -497,8 +678,69 @@ impl EndpointHandler for CtrlEndpoint {
     fn handle(&self, _session: SessionId, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
         let request = ctrl::Request::decode(request).map_err(malformed)?;
         let inner = upgrade(&self.0)?;
-        let response = lock(&inner.manager).handle_ctrl(&request);
+        let response = lock(&inner.manager).handle_ctrl(now(), &request);
         inner.wake.notify_one();
         Ok(response.encode())
+    }
+}
+
+/// `prov-networks`. Answers once the request's effect is durable: a join has an outcome, and a changed list
+/// is on disk, so a client that was told "success" never loses the change to a crash.
+struct NetworksEndpoint(std::sync::Weak<Inner>);
+
+impl EndpointHandler for NetworksEndpoint {
+    fn handle(&self, _session: SessionId, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
+        let request = networks::Request::decode(request).map_err(malformed)?;
+        let inner = upgrade(&self.0)?;
+        let mut manager = lock(&inner.manager);
+        let before = manager.networks_revision();
+        let reply = manager.handle_networks(now(), &request);
+        inner.wake.notify_one();
+        let response = match reply {
+            NetworksReply::Ready(response) => response,
+            NetworksReply::AwaitScan => {
+                manager = wait_for_manager(&inner, manager, BLOCKING_SCAN_LIMIT, |m| m.scan_finished());
+                let status = if manager.scan_finished() {
+                    networks::NetStatus::Success
+                } else {
+                    networks::NetStatus::InternalError
+                };
+                manager.networks_listing(status)
+            }
+            NetworksReply::AwaitJoin(id) => {
+                // The attempt has its own deadline in the manager; this bound only guards against a stuck driver.
+                let limit = inner.config.manager.policy.attempt_timeout + Duration::from_secs(5);
+                let mut outcome = None;
+                manager = wait_for_manager(&inner, manager, limit, |m| {
+                    outcome = m.take_request_outcome(id);
+                    outcome.is_some()
+                });
+                joined_response(&request, outcome)
+            }
+        };
+        let revision = manager.networks_revision();
+        drop(manager);
+        if revision > before && response_is_success(&response) && !wait_written(&inner, revision) {
+            tracing::error!("a saved-network change could not be written; telling the client it failed");
+            return Ok(with_status(response, networks::NetStatus::InternalError).encode());
+        }
+        Ok(response.encode())
+    }
+}
+
+fn response_is_success(response: &networks::Response) -> bool {
+    response.status().is_success()
+}
+
+fn with_status(response: networks::Response, status: networks::NetStatus) -> networks::Response {
+    use networks::Response as R;
+    match response {
+        R::List { networks, capacity, .. } => R::List { status, networks, capacity },
+        R::Add { priority, updated, failure, connected, .. } => {
+            R::Add { status, priority, updated, failure, connected }
+        }
+        R::Remove { .. } => R::Remove { status },
+        R::Move { from, .. } => R::Move { status, from },
+        R::Connect { failure, connected, .. } => R::Connect { status, failure, connected },
     }
 }

@@ -62,7 +62,7 @@ async fn daemon_prints_its_address_provisions_and_stops_on_sigterm() {
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
     let log = log.join().unwrap().join("\n");
-    assert!(log.contains("joined network"), "{log}");
+    assert!(log.contains("provisioned") && log.contains("saved networks written"), "{log}");
     // The Wi-Fi passphrase and the SRP password never reach the log.
     assert!(!log.contains("correct-horse") && !log.contains("s3cret-pass"), "{log}");
 }

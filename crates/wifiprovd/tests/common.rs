@@ -9,9 +9,9 @@ use wifiprov_client::{Client, HttpClient, PollPolicy};
 use wifiprov_manager::{Event, ManagerConfig};
 use wifiprov_proto::secret::{Password, ProofOfPossession};
 use wifiprov_proto::security::{ClientSecurity, DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
+use wifiprov_store::NetworkStore;
 use wifiprov_testkit::SeededRandom;
 use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
-use wifiprovd::store::CredentialStore;
 
 /// Fast radio: every duration is a few milliseconds of real time.
 pub(crate) const SCENARIO: &str = wifiprov_testkit::FAST_SCENARIO;
@@ -64,33 +64,72 @@ pub(crate) struct Setup {
     pub(crate) manager: ManagerConfig,
     pub(crate) custom_endpoint: Option<&'static str>,
     pub(crate) state_dir: Option<tempfile::TempDir>,
+    /// Networks in the store before the service starts: (SSID, passphrase), highest priority first.
+    pub(crate) saved: Vec<(&'static str, &'static str)>,
+    /// Start provisioning at once (otherwise only the connection policy runs, with a loopback fallback).
+    pub(crate) open: bool,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { manager: fast_manager(), custom_endpoint: None, state_dir: None }
+        Self { manager: fast_manager(), custom_endpoint: None, state_dir: None, saved: Vec::new(), open: true }
     }
+}
+
+fn save_networks(dir: &std::path::Path, saved: &[(&str, &str)]) {
+    use wifiprov_backend::{Passphrase, Ssid};
+    use wifiprov_manager::networks::{NetworkList, NetworkSecurity, SavedNetwork};
+    let networks = saved
+        .iter()
+        .map(|(ssid, pass)| {
+            let ssid = Ssid::try_from(*ssid).unwrap();
+            if pass.is_empty() {
+                SavedNetwork::open(ssid)
+            } else {
+                let pass = Passphrase::new((*pass).to_owned()).unwrap();
+                SavedNetwork::new(ssid, NetworkSecurity::WpaPsk, Some(pass)).unwrap()
+            }
+        })
+        .collect();
+    NetworkStore::open(dir).save(&NetworkList::from_networks(8, networks).unwrap()).unwrap();
 }
 
 pub(crate) async fn start(security: DeviceSecurity, setup: Setup) -> Daemon {
     let radio = SimRadio::from_toml_str(SCENARIO).unwrap();
     let state_dir = setup.state_dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+    if !setup.saved.is_empty() {
+        save_networks(state_dir.path(), &setup.saved);
+    }
     let config = ServiceConfig { manager: setup.manager, ..ServiceConfig::default() };
-    let service = ProvisioningService::new(config, Arc::new(radio.clone()), CredentialStore::new(state_dir.path()));
+    let service =
+        ProvisioningService::new(config, Arc::new(radio.clone()), NetworkStore::open(state_dir.path())).unwrap();
     let events = service.subscribe();
     if let Some(name) = setup.custom_endpoint {
         service.create_endpoint(name).unwrap();
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    service.start_provisioning(security.clone(), Transport::Http(listener)).unwrap();
+    let addr = if setup.open {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        service.start_provisioning(security.clone(), Transport::Http(listener)).unwrap();
+        addr
+    } else {
+        // Port 0: a reopen binds a fresh loopback port; `Daemon::reopened_addr` finds it.
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        service.set_fallback(security.clone(), addr);
+        addr
+    };
     Daemon { service, events, addr, radio, security, state_dir }
 }
 
 impl Daemon {
     /// A client with an established session.
     pub(crate) async fn client(&self) -> Client<HttpClient> {
-        let mut client = Client::new(HttpClient::connect(self.addr).await.unwrap());
+        self.client_at(self.addr).await
+    }
+
+    /// A client with an established session to the transport at `addr`.
+    pub(crate) async fn client_at(&self, addr: SocketAddr) -> Client<HttpClient> {
+        let mut client = Client::new(HttpClient::connect(addr).await.unwrap());
         client.version().await.unwrap();
         client.establish(client_security(&self.security), &mut SeededRandom::new(rand_seed())).await.unwrap();
         client

@@ -64,6 +64,14 @@ impl Manager {
             // ESP answers a status query on a stopped manager with an empty report.
             return StatusReport { status: Status::Success, state: None };
         }
+        if self.state == ProvState::Fail {
+            // The failure stands until a reset, whatever the policy does with the radio meanwhile.
+            let reason = match self.fail_reason() {
+                FailReason::AuthError => config::FailReason::AuthError,
+                FailReason::NetworkNotFound => config::FailReason::NetworkNotFound,
+            };
+            return StatusReport { status: Status::Success, state: Some(StationState::Failed(reason)) };
+        }
         let state = match &self.wifi {
             WifiState::Disconnected => StationState::Disconnected,
             WifiState::Connecting { attempts_remaining } => {
@@ -76,8 +84,6 @@ impl Manager {
                 bssid: link.bssid.octets().to_vec(),
                 channel: i32::from(link.channel.get()),
             }),
-            WifiState::Failed(FailReason::AuthError) => StationState::Failed(config::FailReason::AuthError),
-            WifiState::Failed(FailReason::NetworkNotFound) => StationState::Failed(config::FailReason::NetworkNotFound),
         };
         StatusReport { status: Status::Success, state: Some(state) }
     }

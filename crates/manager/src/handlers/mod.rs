@@ -1,10 +1,11 @@
-//! The handlers of the three ordinary endpoints, as methods on [`crate::Manager`].
+//! The handlers of the three ordinary endpoints and of `prov-networks`, as methods on [`crate::Manager`].
 //!
 //! They take decoded requests and return responses; the daemon wraps them as protocomm endpoint handlers
 //! (decoding, encoding, and waiting for blocking scans).
 
 mod config;
 mod ctrl;
+pub(crate) mod networks;
 mod scan;
 
 use wifiprov_backend::AuthMode;
