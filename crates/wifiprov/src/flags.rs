@@ -177,6 +177,23 @@ Examples:
 
 JSON: {ok, payload} where payload is the exact text encoded in the QR code")]
     Qr(QrArgs),
+    /// Manage the networks a wifiprov device remembers: list, add, remove, reorder, switch.
+    #[command(after_help = "\
+wifiprov devices keep up to 8 networks (configurable) and join them in priority order (0 first) at
+start and whenever the link is lost. This uses the device's prov-networks endpoint, which ESP-IDF
+devices do not have (`caps` lists it as the \"networks\" app).
+
+Examples:
+  wifiprov --device 192.168.4.1:80 networks list --scan
+  wifiprov --device 192.168.4.1:80 networks add --ssid home --passphrase-file pass.txt --priority 0
+  wifiprov --device 192.168.4.1:80 networks add --ssid lab --passphrase ... --no-connect
+  wifiprov --device 192.168.4.1:80 networks move --ssid lab --to 0
+  wifiprov --device 192.168.4.1:80 networks connect --ssid lab
+  wifiprov --device 192.168.4.1:80 networks remove --ssid lab
+
+Exit: 0 done; 5 no such saved network, or the network was not found when joining; 6 wrong passphrase;
+1 any other refusal (list full, priority out of range, device busy).")]
+    Networks(NetworksArgs),
     /// Provision many devices concurrently from a TOML or CSV file.
     #[command(after_help = "\
 File formats (passphrases in the file stay out of the process list):
@@ -219,6 +236,81 @@ pub(crate) struct ProvisionArgs {
     /// Poll the device's status every MS milliseconds instead of the adaptive 50 ms, doubling up to 1 s.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub(crate) poll_interval: Option<u64>,
+}
+
+/// `networks`.
+#[derive(Args)]
+pub(crate) struct NetworksArgs {
+    #[command(subcommand)]
+    pub(crate) action: NetworksAction,
+}
+
+/// `networks` subcommands.
+#[derive(Subcommand)]
+pub(crate) enum NetworksAction {
+    /// Saved networks in priority order, then the networks of the device's last scan.
+    #[command(after_help = "\
+JSON: {ok, device, security, capacity, networks:[{ssid, priority, saved, connected, rssi, bssid, auth, hidden,
+       last_result}]} (priority and rssi are null when unknown)")]
+    List {
+        /// Let the device scan first, so the list shows which networks are in range.
+        #[arg(long)]
+        scan: bool,
+    },
+    /// Save a network (or update a saved one). The device joins it first and saves it only if that works.
+    #[command(after_help = "\
+JSON: {ok, device, security, action: \"add\", ssid, status, priority, updated, ip, bssid, channel, reason}")]
+    Add(NetworkAddArgs),
+    /// Forget a saved network; if the device is on it, it leaves and joins the next one.
+    #[command(after_help = "JSON: {ok, device, security, action: \"remove\", ssid, status}")]
+    Remove {
+        /// The network.
+        #[arg(long, value_name = "SSID")]
+        ssid: String,
+    },
+    /// Give a saved network another priority (0 is tried first).
+    #[command(after_help = "JSON: {ok, device, security, action: \"move\", ssid, status, from, to}")]
+    Move {
+        /// The network.
+        #[arg(long, value_name = "SSID")]
+        ssid: String,
+        /// Its new priority index.
+        #[arg(long, value_name = "N")]
+        to: u32,
+    },
+    /// Switch to a saved network now.
+    #[command(
+        after_help = "JSON: {ok, device, security, action: \"connect\", ssid, status, ip, bssid, channel, reason}"
+    )]
+    Connect {
+        /// The network.
+        #[arg(long, value_name = "SSID")]
+        ssid: String,
+    },
+}
+
+/// `networks add`.
+#[derive(Args)]
+pub(crate) struct NetworkAddArgs {
+    /// The network name.
+    #[arg(long, value_name = "SSID")]
+    pub(crate) ssid: String,
+    /// Wi-Fi passphrase (visible in the process list; see --passphrase-file, WIFIPROV_PASSPHRASE). Without
+    /// one, an open network is saved.
+    #[arg(long, value_name = "PASS", conflicts_with = "passphrase_file")]
+    pub(crate) passphrase: Option<String>,
+    /// Read the Wi-Fi passphrase from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// Priority index (0 is tried first) [default: last for a new network, unchanged for a saved one].
+    #[arg(long, value_name = "N")]
+    pub(crate) priority: Option<u32>,
+    /// The network does not broadcast its SSID.
+    #[arg(long)]
+    pub(crate) hidden: bool,
+    /// Save without joining first.
+    #[arg(long)]
+    pub(crate) no_connect: bool,
 }
 
 /// `custom`.

@@ -12,9 +12,9 @@ use wifiprov_proto::danger;
 use wifiprov_proto::endpoint::{HandlerError, SessionId, SessionLimits};
 use wifiprov_proto::secret::{Password, ProofOfPossession};
 use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
+use wifiprov_store::NetworkStore;
 use wifiprov_testkit::SeededRandom;
 use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
-use wifiprovd::store::CredentialStore;
 
 /// Fast radio: every duration is a few milliseconds of real time.
 pub(crate) const SCENARIO: &str = wifiprov_testkit::FAST_SCENARIO;
@@ -102,7 +102,7 @@ impl Daemon {
         // sessions for minutes (8 by default): room for all the runs of one test.
         let sessions = SessionLimits { max_sessions: 64, ..SessionLimits::default() };
         let config = ServiceConfig { manager, sessions, ..ServiceConfig::default() };
-        let service = ProvisioningService::new(config, Arc::new(radio), CredentialStore::new(state_dir.path()));
+        let service = ProvisioningService::new(config, Arc::new(radio), NetworkStore::open(state_dir.path())).unwrap();
         if custom {
             service.create_endpoint("custom-data").unwrap();
         }

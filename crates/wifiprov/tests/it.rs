@@ -7,4 +7,5 @@ mod common;
 mod device;
 mod exit_codes;
 mod fleet;
+mod networks;
 mod offline;

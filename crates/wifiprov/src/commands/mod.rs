@@ -5,6 +5,7 @@ mod ctrl;
 mod custom;
 mod fleet;
 mod gen_cred;
+mod networks;
 mod provision;
 mod qr;
 mod scan;
@@ -80,6 +81,7 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<Box<dyn Report>> {
         Command::Custom(args) => custom::run(&ctx, args).await,
         Command::GenCred(args) => gen_cred::run(&ctx, args).await,
         Command::Qr(args) => qr::run(&ctx, args).await,
+        Command::Networks(args) => networks::run(&ctx, args.action).await,
         Command::Fleet(args) => fleet::run(&ctx, args).await,
     }
 }
