@@ -17,9 +17,9 @@ use wifiprov_proto::secret::Password;
 use wifiprov_proto::security::{
     ClientSecurity, ClientSession, DeviceSecurity, DeviceSession, Sec2Patch, Sec2Verifier, generate_salt_verifier,
 };
+use wifiprov_store::NetworkStore;
 use wifiprov_testkit::SeededRandom;
 use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
-use wifiprov_store::NetworkStore;
 
 const SCENARIO: &str = r#"
 scan_duration_ms = 0
