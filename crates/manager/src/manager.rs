@@ -170,8 +170,9 @@ impl Manager {
     }
 
     fn begin_provisioning(&mut self) {
+        let had_credentials = self.applied.is_some();
         self.open_service();
-        if self.applied.take().is_some() || !matches!(self.wifi, WifiState::Disconnected) {
+        if had_credentials || !matches!(self.wifi, WifiState::Disconnected) {
             // ESP leaves the network so the new credentials are tried on a clean radio.
             self.leave_network();
         }
@@ -241,10 +242,8 @@ impl Manager {
         self.state = ProvState::Started;
         self.pending = None;
         self.applied = None;
+        // The station state is the policy's by now (the failed attempt already left its network).
         self.attempts = 0;
-        if !matches!(self.wifi, WifiState::Connected(_) | WifiState::Connecting { .. }) {
-            self.wifi = WifiState::Disconnected;
-        }
         Ok(())
     }
 
