@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::rng::SecureRandom;
+use crate::rng::{RandomUnavailable, SecureRandom};
 use crate::security::{DeviceSecurity, DeviceSession, SecurityError, SecurityVersion};
 
 /// Endpoint names of the provisioning service. Use these instead of repeating the literals.
@@ -117,6 +118,26 @@ pub enum ProtocommError {
     },
 }
 
+impl ProtocommError {
+    /// Whether the peer is to blame (a malformed or refused message, an unknown endpoint or session, a full
+    /// session table) rather than the device (no security scheme, a handler not registered yet, a handler's own
+    /// failure). Transports log the first kind at `warn` and the second at `error`.
+    pub fn is_peer_fault(&self) -> bool {
+        !matches!(
+            self,
+            Self::NoSecurity | Self::NotRegistered(_) | Self::Handler { source: HandlerError::Internal(_), .. }
+        )
+    }
+}
+
+/// A handler panicked; its request fails like one whose handler returned an internal error.
+#[derive(Debug, thiserror::Error)]
+#[error("endpoint handler panicked")]
+struct HandlerPanicked;
+
+/// Draws of a fresh session id before giving up (a collision needs the table to hold an id already drawn).
+const SESSION_ID_ATTEMPTS: usize = 8;
+
 /// How many sessions a device keeps, and when an idle established session may be dropped for a new one.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
@@ -187,9 +208,12 @@ impl Call {
     }
 
     /// Runs the endpoint's handler on the decrypted request. It may block (a blocking scan), so async callers
-    /// run it on a blocking thread.
+    /// run it on a blocking thread. A handler that panics fails the request with [`HandlerError::Internal`]
+    /// instead of unwinding into the transport, so the session still gets checked back in by
+    /// [`Protocomm::finish`].
     pub fn run(&self) -> Result<Vec<u8>, HandlerError> {
-        self.handler.handle(self.session_id, &self.plaintext)
+        catch_unwind(AssertUnwindSafe(|| self.handler.handle(self.session_id, &self.plaintext)))
+            .unwrap_or_else(|_| Err(HandlerError::Internal(Box::new(HandlerPanicked))))
     }
 }
 
@@ -336,6 +360,21 @@ impl Protocomm {
         if let Some(entry) = self.sessions.get_mut(&id) {
             entry.connections = entry.connections.saturating_sub(1);
         }
+    }
+
+    /// A random session id not in use, for a transport about to open a session. Drawn big-endian from four
+    /// bytes, like the ids in the esp_prov transcripts. Fails when the random source does, or keeps returning
+    /// ids in use.
+    pub fn unused_session_id(&self, rng: &mut dyn SecureRandom) -> Result<SessionId, RandomUnavailable> {
+        for _ in 0..SESSION_ID_ATTEMPTS {
+            let mut bytes = [0u8; 4];
+            rng.fill(&mut bytes)?;
+            let id = SessionId(u32::from_be_bytes(bytes));
+            if !self.has_session(id) {
+                return Ok(id);
+            }
+        }
+        Err(RandomUnavailable)
     }
 
     /// Closes session `id`; returns whether it was open.

@@ -241,3 +241,60 @@ fn established_sessions_whose_clients_left_make_room() {
         Err(ProtocommError::TooManySessions(2))
     ));
 }
+
+#[test]
+fn a_panicking_handler_fails_its_request_and_the_session_survives() {
+    let now = Instant::now();
+    let mut rng = SeededRandom::new(7);
+    let mut pc = device(danger::sec0(), 2);
+    let panics = |_: SessionId, _: &[u8]| -> Result<Vec<u8>, HandlerError> { panic!("handler bug") };
+    pc.add_endpoint("custom-panics", std::sync::Arc::new(panics)).unwrap();
+    let session = SessionId(3);
+    let _ = pc.open_session(session, now).unwrap();
+    let err = pc.handle(now, session, "custom-panics", b"x", &mut rng).unwrap_err();
+    assert!(
+        matches!(err, ProtocommError::Handler { source: HandlerError::Internal(_), .. }),
+        "a panic is the device's own failure: {err:?}"
+    );
+    assert!(!err.is_peer_fault());
+    // The session was checked back in: the next request of the same session is served.
+    assert_eq!(pc.handle(now, session, names::PROV_CONFIG, b"y", &mut rng).unwrap(), b"echo:y");
+}
+
+#[test]
+fn fresh_session_ids_avoid_open_ones_and_give_up_on_a_stuck_source() {
+    let now = Instant::now();
+    let mut pc = device(danger::sec0(), 4);
+    let first = pc.unused_session_id(&mut SeededRandom::new(9)).unwrap();
+    let _ = pc.open_session(first, now).unwrap();
+    // The same seed draws `first` again first; the id in use is skipped.
+    let second = pc.unused_session_id(&mut SeededRandom::new(9)).unwrap();
+    assert_ne!(first, second);
+
+    struct Stuck;
+    impl wifiprov_proto::rng::SecureRandom for Stuck {
+        fn fill(&mut self, dest: &mut [u8]) -> Result<(), wifiprov_proto::rng::RandomUnavailable> {
+            dest.fill(0);
+            Ok(())
+        }
+    }
+    let _ = pc.open_session(SessionId(0), now).unwrap();
+    assert!(pc.unused_session_id(&mut Stuck).is_err(), "a source that only repeats an id in use gives up");
+}
+
+#[test]
+fn faults_are_blamed_on_the_peer_or_the_device() {
+    let peer = [
+        ProtocommError::UnknownEndpoint("x".into()),
+        ProtocommError::UnknownSession(SessionId(1)),
+        ProtocommError::TooManySessions(8),
+        ProtocommError::Handler { endpoint: "x".into(), source: HandlerError::Rejected("no".into()) },
+    ];
+    assert!(peer.iter().all(ProtocommError::is_peer_fault));
+    let device = [
+        ProtocommError::NoSecurity,
+        ProtocommError::NotRegistered("x".into()),
+        ProtocommError::Handler { endpoint: "x".into(), source: HandlerError::Internal("disk".into()) },
+    ];
+    assert!(!device.iter().any(ProtocommError::is_peer_fault));
+}

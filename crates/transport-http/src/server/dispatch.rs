@@ -4,17 +4,13 @@
 //! step (SRP) stalls the async workers, and a cancelled connection task can never leave a session checked out:
 //! `finish` always runs.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use wifiprov_proto::endpoint::{HandlerError, Protocomm, ProtocommError, SessionId, Step};
+use wifiprov_proto::endpoint::{Protocomm, ProtocommError, SessionId, Step};
 use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
 
 use super::Device;
 use crate::wire::{self, CookieHeader};
-
-/// Draws of a fresh session id before giving up (a collision needs the table to hold an id already drawn).
-const ID_ATTEMPTS: usize = 8;
 
 /// A request whose head and body have been read.
 pub(super) struct Request {
@@ -61,20 +57,10 @@ impl Refusal {
     pub(super) fn peer_fault(&self) -> bool {
         match self {
             Self::Random(_) => false,
-            Self::Open(_) => true,
-            Self::Protocomm(e) => !matches!(
-                e,
-                ProtocommError::NoSecurity
-                    | ProtocommError::NotRegistered(_)
-                    | ProtocommError::Handler { source: HandlerError::Internal(_), .. }
-            ),
+            Self::Open(e) | Self::Protocomm(e) => e.is_peer_fault(),
         }
     }
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("endpoint handler panicked")]
-struct HandlerPanicked;
 
 /// How the request's session was found.
 #[derive(Clone, Copy)]
@@ -104,8 +90,7 @@ pub(super) fn process(device: &Device, request: Request) -> Processed {
     let result = match step {
         Ok(Step::Reply(reply)) => Ok(reply),
         Ok(Step::Call(call)) => {
-            let response = catch_unwind(AssertUnwindSafe(|| call.run()))
-                .unwrap_or_else(|_| Err(HandlerError::Internal(Box::new(HandlerPanicked))));
+            let response = call.run();
             device.lock_protocomm().finish(call, response)
         }
         Err(e) => Err(e),
@@ -140,7 +125,7 @@ fn resolve(
     if let Some(id) = existing.filter(|id| protocomm.has_session(*id)) {
         return Ok(Resolved { id, new: false });
     }
-    let id = draw_id(protocomm, rng)?;
+    let id = protocomm.unused_session_id(rng).map_err(Refusal::Random)?;
     match protocomm.open_session(id, now) {
         Ok(opened) => {
             if let Some(evicted) = opened.evicted {
@@ -153,20 +138,4 @@ fn resolve(
         Err(ProtocommError::NoSecurity) => Ok(Resolved { id, new: false }),
         Err(e) => Err(Refusal::Open(e)),
     }
-}
-
-/// A random session id not in use. Drawn big-endian from four bytes, like the ids in the esp_prov transcripts.
-fn draw_id(protocomm: &Protocomm, rng: &mut dyn SecureRandom) -> Result<SessionId, Refusal> {
-    let mut last = None;
-    for _ in 0..ID_ATTEMPTS {
-        let mut bytes = [0u8; 4];
-        rng.fill(&mut bytes).map_err(Refusal::Random)?;
-        let id = SessionId(u32::from_be_bytes(bytes));
-        if !protocomm.has_session(id) {
-            return Ok(id);
-        }
-        last = Some(id);
-    }
-    tracing::error!(?last, "random source keeps returning session ids in use");
-    Err(Refusal::Random(RandomUnavailable))
 }
