@@ -12,12 +12,15 @@
 mod wire;
 
 pub mod endpoint;
+mod error_chain;
 pub mod messages;
 pub mod qr;
 pub mod rng;
 pub mod secret;
 pub mod security;
 pub mod version;
+
+pub use error_chain::ErrorChain;
 
 /// Configurations that weaken security. Each use should be a deliberate, reviewed choice.
 pub mod danger {

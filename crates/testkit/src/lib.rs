@@ -1,4 +1,5 @@
-//! Test support shared by wifiprov's crates: the golden vectors and deterministic random sources.
+//! Test support shared by wifiprov's crates: the golden vectors, deterministic random sources, and child
+//! processes for end-to-end tests (BlueZoo on a private D-Bus, a runner for self-re-executing test binaries).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -7,6 +8,10 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
+
+pub mod bluezoo;
+pub mod harness;
+pub mod process;
 
 /// A simulated-radio scenario for end-to-end tests (`scenarios/fast.toml`): joins and scans take milliseconds.
 pub const FAST_SCENARIO: &str = include_str!("../scenarios/fast.toml");

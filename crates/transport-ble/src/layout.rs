@@ -17,6 +17,12 @@ const FIRST_CUSTOM_ID: u16 = 0xff54;
 /// Endpoints a client needs before it can provision (esp_prov refuses a device without them).
 const REQUIRED: [&str; 3] = [names::PROV_SESSION, names::PROV_CONFIG, names::PROTO_VER];
 
+/// Whether `name` is one of the standard endpoints, which have fixed ids; any other is custom.
+#[cfg(feature = "bluez")]
+pub(crate) fn is_standard_endpoint(name: &str) -> bool {
+    STANDARD.iter().any(|(n, _)| *n == name)
+}
+
 /// Why a GATT layout is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -9,9 +9,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, ToSocketAddrs, lookup_host};
 use tracing::debug;
 
-use crate::error::{Chain, TransportError};
+use crate::error::TransportError;
 use crate::io::{Buffered, ReadError};
 use crate::wire::{self, BodyLength, trim_ows};
+use wifiprov_proto::ErrorChain;
 
 /// Largest response head the client reads.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -145,7 +146,7 @@ impl HttpClient {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
                 self.conn = None;
-                debug!(endpoint, error = %Chain(&e), "request failed; connection dropped");
+                debug!(endpoint, error = %ErrorChain(&e), "request failed; connection dropped");
                 return Err(e);
             }
             Err(_) => {

@@ -5,7 +5,7 @@
 //! its chain.
 
 use serde::Serialize;
-use wifiprov_client::{ClientError, TransportError};
+use wifiprov_client::{BleError, ClientError, TransportError};
 use wifiprov_proto::endpoint::names;
 use wifiprov_proto::security::SecurityError;
 
@@ -102,6 +102,11 @@ pub(crate) fn classify(err: &anyhow::Error) -> Code {
         if let Some(e) = cause.downcast_ref::<TransportError>() {
             return transport_error(e);
         }
+        // Not finding, reaching or keeping the device over BLE (connecting fails with this; request failures
+        // arrive as `TransportError`).
+        if cause.downcast_ref::<BleError>().is_some() {
+            return Code::Transport;
+        }
         if cause.downcast_ref::<SecurityError>().is_some() {
             return Code::Security;
         }
@@ -169,6 +174,8 @@ mod tests {
         assert_eq!(classify(&status), Code::DeviceFailure);
         assert_eq!(classify(&anyhow::anyhow!("no such file")), Code::Usage);
         assert_eq!(classify(&classified(Code::NetworkNotFound, "x").context("y")), Code::NetworkNotFound);
+        let ble = BleError::NotFound { name: "PROV_1".into(), after: std::time::Duration::from_secs(10) };
+        assert_eq!(classify(&anyhow::Error::new(ble).context("cannot reach PROV_1")), Code::Transport);
         let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("writing");
         assert!(is_broken_pipe(&pipe));
     }

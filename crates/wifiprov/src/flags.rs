@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
 const AFTER_LONG_HELP: &str = "\
 Exit codes:
@@ -24,7 +26,7 @@ Secrets:
   a secret is needed, none was given and stdin is a terminal. Secrets are never printed or logged.
 
 Environment:
-  WIFIPROV_DEVICE          default for --device
+  WIFIPROV_DEVICE          default for --device (--ble overrides it)
   WIFIPROV_POP             security 1 proof of possession
   WIFIPROV_SEC2_USERNAME   default for --sec2-username
   WIFIPROV_SEC2_PASSWORD   security 2 password
@@ -37,8 +39,9 @@ README of the wifiprov crate.";
 
 /// Provision ESP-compatible Wi-Fi devices (ESP-IDF unified provisioning, like esp_prov.py).
 ///
-/// Talks to a device over HTTP (SoftAP provisioning) with security 0, 1 or 2. The security scheme is
-/// chosen from the device's proto-ver unless --security is given.
+/// Talks to a device over HTTP (SoftAP provisioning, --device HOST:PORT) or Bluetooth LE through BlueZ (--ble
+/// NAME) with security 0, 1 or 2. The security scheme is chosen from the device's proto-ver unless --security
+/// is given.
 // No `Debug`: the flags hold secrets (--pop, --sec2-password, --passphrase).
 #[derive(Parser)]
 #[command(
@@ -61,6 +64,11 @@ pub(crate) struct GlobalArgs {
     /// The device: HOST:PORT of its HTTP provisioning service (port 80 when omitted).
     #[arg(long, global = true, env = "WIFIPROV_DEVICE", value_name = "HOST:PORT")]
     pub(crate) device: Option<String>,
+    /// The device over Bluetooth LE: the name it advertises (ESP: PROV_ and 6 hex digits), instead of --device
+    /// (it overrides WIFIPROV_DEVICE). Uses BlueZ's default adapter; --connect-timeout bounds the scan and the
+    /// connection.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) ble: Option<String>,
     /// Security scheme: 0, 1 or 2 [default: from proto-ver: no_sec → 0, else sec_ver, else 1].
     #[arg(long, global = true, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
     pub(crate) security: Option<u8>,
@@ -389,7 +397,22 @@ pub(crate) struct FleetArgs {
 
 /// Parses the command line. `Err` is clap's verdict: help, version, or a usage error.
 pub(crate) fn parse() -> Result<Flags, clap::Error> {
-    Flags::try_parse()
+    parse_from(std::env::args_os())
+}
+
+fn parse_from<I, T>(args: I) -> Result<Flags, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = Flags::command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    // Not a clap conflict: that would also refuse --ble while WIFIPROV_DEVICE is set, which is a default for
+    // many runs that --ble simply overrides. Both on one command line name two devices.
+    if matches.value_source("ble").is_some() && matches.value_source("device") == Some(ValueSource::CommandLine) {
+        return Err(command.error(ErrorKind::ArgumentConflict, "--ble and --device name two devices; give one"));
+    }
+    Flags::from_arg_matches(&matches)
 }
 
 #[cfg(test)]
@@ -400,6 +423,14 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         Flags::command().debug_assert();
+    }
+
+    #[test]
+    fn ble_overrides_the_environment_but_not_the_command_line() {
+        let flags = parse_from(["wifiprov", "--ble", "PROV_1", "caps"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(flags.global.ble.as_deref(), Some("PROV_1"));
+        let both = parse_from(["wifiprov", "--ble", "PROV_1", "caps", "--device", "h:1"]);
+        assert_eq!(both.err().map(|e| e.kind()), Some(ErrorKind::ArgumentConflict));
     }
 
     #[test]

@@ -41,7 +41,8 @@ fn run(flags: flags::Flags) -> anyhow::Result<Box<dyn output::Report>> {
 
 /// Logs go to stderr: warnings by default, `-v` debug, `-vv` trace for wifiprov's crates; `RUST_LOG` overrides.
 fn init_logging(verbose: u8) {
-    const OURS: [&str; 4] = ["wifiprov", "wifiprov_client", "wifiprov_transport_http", "wifiprov_proto"];
+    const OURS: [&str; 5] =
+        ["wifiprov", "wifiprov_client", "wifiprov_transport_http", "wifiprov_transport_ble", "wifiprov_proto"];
     let level = match verbose {
         0 => "warn",
         1 => "debug",

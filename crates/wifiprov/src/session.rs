@@ -1,13 +1,16 @@
 //! Reaching a device and opening a secure session: transport, version, security choice, handshake.
 //!
-//! [`Target`] and [`Link`] are the extension point for more transports: BLE adds a variant to each.
+//! [`Target`] and [`Link`] are the extension point for transports: HTTP and BLE, one variant each.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tracing::debug;
-use wifiprov_client::{Client, ClientError, HttpClient, Transport, TransportError};
+use wifiprov_client::{
+    BleClient, BleClientConfig, BleLink, Client, ClientError, HttpClient, Transport, TransportError,
+};
 use wifiprov_proto::endpoint::names;
 use wifiprov_proto::rng::OsRandom;
 use wifiprov_proto::secret::{Password, ProofOfPossession};
@@ -26,6 +29,8 @@ pub(crate) const DEFAULT_USERNAME: &str = "wifiprov";
 pub(crate) enum Target {
     /// HTTP (SoftAP provisioning) at `host:port`.
     Http(String),
+    /// BLE: the name the device advertises (ESP: `PROV_` and three bytes of its MAC).
+    Ble(String),
 }
 
 impl Target {
@@ -57,12 +62,29 @@ impl Target {
         };
         Ok(Self::Http(address))
     }
+
+    /// `--ble NAME`: the device advertising `name`.
+    pub(crate) fn ble(name: &str) -> anyhow::Result<Self> {
+        if name.is_empty() {
+            return Err(classified(Code::Usage, "the BLE device name is empty"));
+        }
+        Ok(Self::Ble(name.to_owned()))
+    }
+
+    /// The option that names this device, for hints: `--device 192.168.4.1:80`, `--ble PROV_1A2B3C`.
+    pub(crate) fn option(&self) -> String {
+        match self {
+            Self::Http(address) => format!("--device {address}"),
+            Self::Ble(name) => format!("--ble {name}"),
+        }
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Http(address) => f.write_str(address),
+            Self::Ble(name) => f.write_str(name),
         }
     }
 }
@@ -71,17 +93,36 @@ impl fmt::Display for Target {
 pub(crate) enum Link {
     /// HTTP.
     Http(HttpClient),
+    /// BLE, through BlueZ.
+    Ble(BleClient),
 }
 
 impl Link {
-    /// Connects to `target`.
-    pub(crate) async fn connect(target: &Target, connect_timeout: Duration) -> Result<Self, TransportError> {
+    /// Connects to `target`. For BLE, `connect_timeout` bounds both the scan for the device and the connection.
+    pub(crate) async fn connect(target: &Target, connect_timeout: Duration) -> anyhow::Result<Self> {
         match target {
             Target::Http(address) => {
                 let mut config = ClientConfig::default();
                 config.connect_timeout = connect_timeout;
-                HttpClient::connect_with(address.as_str(), config).await.map(Self::Http)
+                Ok(HttpClient::connect_with(address.as_str(), config).await.map(Self::Http)?)
             }
+            Target::Ble(name) => {
+                let mut config = BleClientConfig::default();
+                config.discovery_timeout = connect_timeout;
+                config.connect_timeout = connect_timeout;
+                Ok(BleClient::connect(name, config).await.map(Self::Ble)?)
+            }
+        }
+    }
+
+    /// Ends the link. Over BLE that is a disconnect, which matters: BlueZ keeps an LE link up after the program
+    /// that opened it exits, and the device cannot be found by anyone while it is linked. Over HTTP, dropping
+    /// the connection is enough.
+    pub(crate) async fn close(&mut self) {
+        if let Self::Ble(client) = self
+            && let Err(e) = client.close().await
+        {
+            debug!(error = %e, "closing the BLE link failed");
         }
     }
 }
@@ -90,6 +131,30 @@ impl Transport for Link {
     async fn request(&mut self, endpoint: &str, body: &[u8]) -> Result<Vec<u8>, TransportError> {
         match self {
             Self::Http(client) => client.request(endpoint, body).await,
+            Self::Ble(client) => Transport::request(client, endpoint, body).await,
+        }
+    }
+}
+
+/// The BLE links a run opened, closed when it ends (see [`Link::close`]), whatever became of the clients.
+#[derive(Debug, Default)]
+pub(crate) struct OpenLinks(Mutex<Vec<BleLink>>);
+
+impl OpenLinks {
+    /// Remembers `link` if it needs closing.
+    pub(crate) fn track(&self, link: &Link) {
+        if let Link::Ble(client) = link {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push(client.link());
+        }
+    }
+
+    /// Closes every link remembered.
+    pub(crate) async fn close_all(&self) {
+        let links = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        for link in links {
+            if let Err(e) = link.close().await {
+                debug!(error = %e, "closing the BLE link failed");
+            }
         }
     }
 }
@@ -166,11 +231,15 @@ pub(crate) struct Session {
     pub(crate) choice: Choice,
 }
 
-/// Connects to `target` and reads proto-ver.
+/// Connects to `target` and reads proto-ver. On failure the link is closed again.
 pub(crate) async fn connect(target: &Target, connect_timeout: Duration) -> anyhow::Result<(Client<Link>, VersionInfo)> {
     let link = Link::connect(target, connect_timeout).await.with_context(|| format!("cannot reach {target}"))?;
     let mut client = Client::new(link);
-    let info = match client.version().await {
+    let version = client.version().await;
+    if version.is_err() {
+        client.transport_mut().close().await;
+    }
+    let info = match version {
         Ok(info) => info,
         Err(e @ ClientError::Transport(TransportError::ConnectionClosed { .. })) => {
             // A protocomm device refuses a new session this way, e.g. when its session table is full.
@@ -185,15 +254,26 @@ pub(crate) async fn connect(target: &Target, connect_timeout: Duration) -> anyho
     Ok((client, info))
 }
 
-/// Connects, chooses the scheme and runs the handshake.
+/// Connects, chooses the scheme and runs the handshake. On failure the link is closed again.
 pub(crate) async fn open(target: &Target, connect_timeout: Duration, auth: &Auth) -> anyhow::Result<Session> {
     let (mut client, info) = connect(target, connect_timeout).await?;
-    let choice = choose(auth.security, &info)?;
+    match secure(&mut client, &info, auth).await {
+        Ok(choice) => Ok(Session { client, info, choice }),
+        Err(e) => {
+            client.transport_mut().close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Chooses the scheme and runs the handshake.
+async fn secure(client: &mut Client<Link>, info: &VersionInfo, auth: &Auth) -> anyhow::Result<Choice> {
+    let choice = choose(auth.security, info)?;
     debug!(scheme = choice.scheme, patch = choice.patch.level(), "security");
     let security = client_security(&choice, auth).await?;
     client.establish(security, &mut OsRandom).await.map_err(|e| handshake_error(e, &choice))?;
     debug!("session established");
-    Ok(Session { client, info, choice })
+    Ok(choice)
 }
 
 async fn client_security(choice: &Choice, auth: &Auth) -> anyhow::Result<ClientSecurity> {
@@ -262,6 +342,16 @@ mod tests {
         assert_eq!(http("::1"), "[::1]:80");
         assert!(Target::parse(" ").is_err());
         assert!(Target::parse("ble://x").is_err());
+    }
+
+    #[test]
+    fn ble_devices_are_named_by_their_advertised_name() {
+        let ble = Target::ble("PROV_1A2B3C").unwrap();
+        assert_eq!(ble, Target::Ble("PROV_1A2B3C".into()));
+        assert_eq!(ble.to_string(), "PROV_1A2B3C");
+        assert_eq!(ble.option(), "--ble PROV_1A2B3C");
+        assert_eq!(Target::parse("192.168.4.1").unwrap().option(), "--device 192.168.4.1:80");
+        assert!(Target::ble("").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use wifiprov_manager::networks::NetworkList;
 use wifiprov_manager::{
     Action, AttemptId, Event, Manager, ManagerConfig, ManagerError, NetworksReply, ProvState, joined_response,
 };
+use wifiprov_proto::ErrorChain;
 use wifiprov_proto::endpoint::{
     EndpointHandler, HandlerError, Protocomm, ProtocommError, SessionId, SessionLimits, names,
 };
@@ -350,7 +351,7 @@ fn load_networks(store: &NetworkStore) -> Result<NetworkList, ServiceError> {
         Err(error @ StoreError::Corrupt { .. }) => {
             let moved = store.quarantine_corrupt()?;
             tracing::error!(
-                error = %error_chain(&error),
+                error = %ErrorChain(&error),
                 moved_to = %moved.display(),
                 "saved-network file is corrupt; moved it aside and starting with no saved network"
             );
@@ -358,17 +359,6 @@ fn load_networks(store: &NetworkStore) -> Result<NetworkList, ServiceError> {
         }
         Err(error) => Err(error.into()),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn build_protocomm(inner: &Arc<Inner>, security: DeviceSecurity) -> Result<Protocomm, ServiceError> {
@@ -457,7 +447,7 @@ async fn write_networks(inner: std::sync::Weak<Inner>, mut lists: watch::Receive
                 false
             }
             Ok(Err(error)) => {
-                tracing::error!(error = %error_chain(&error), "could not write the saved networks");
+                tracing::error!(error = %ErrorChain(&error), "could not write the saved networks");
                 true
             }
             Err(error) => {

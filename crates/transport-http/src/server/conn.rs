@@ -12,9 +12,9 @@ use wifiprov_proto::endpoint::SessionId;
 
 use super::dispatch::{self, Processed, Request};
 use super::{Device, peer_warn};
-use crate::error::Chain;
 use crate::io::{Buffered, ReadError};
 use crate::wire::{self, BodyLength, ErrorStatus, RequestHead};
+use wifiprov_proto::ErrorChain;
 
 /// Whether the connection goes on after a request.
 enum Next {
@@ -214,11 +214,11 @@ impl Connection {
                         self.device,
                         endpoint,
                         session,
-                        error = %Chain(&refusal),
+                        error = %ErrorChain(&refusal),
                         "request refused; closing without response"
                     );
                 } else {
-                    let error = Chain(&refusal);
+                    let error = ErrorChain(&refusal);
                     error!(endpoint, session, %error, "cannot serve request; closing without response");
                 }
                 Next::Close

@@ -31,7 +31,7 @@ struct App {
 
 pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<Box<dyn Report>> {
     let target = ctx.target()?;
-    let (_client, info) = session::connect(&target, ctx.connect_timeout).await?;
+    let (_client, info) = ctx.connect().await?;
     let security = session::choose(ctx.auth.security, &info).ok().map(|c| c.scheme);
     let prov = info.prov.clone();
     Ok(Box::new(CapsReport {

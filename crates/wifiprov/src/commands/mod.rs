@@ -13,13 +13,15 @@ mod status;
 
 use std::time::Duration;
 
+use wifiprov_client::Client;
+use wifiprov_proto::version::VersionInfo;
 use zeroize::Zeroizing;
 
 use crate::exit::{Code, classified};
 use crate::flags::{Command, Flags, GlobalArgs};
 use crate::output::Report;
 use crate::secrets::SecretSource;
-use crate::session::{self, Auth, Session, Target};
+use crate::session::{self, Auth, Link, OpenLinks, Session, Target};
 
 /// What every command may need from the global options.
 pub(crate) struct Ctx {
@@ -27,6 +29,10 @@ pub(crate) struct Ctx {
     pub(crate) json: bool,
     /// `--device`, as given (parsed when a command needs it, so a bad value does not stop `gen-cred`).
     device: Option<String>,
+    /// `--ble`, as given.
+    ble: Option<String>,
+    /// BLE links opened by the command, closed when it ends.
+    links: OpenLinks,
     /// `--connect-timeout`.
     pub(crate) connect_timeout: Duration,
     /// Security scheme and credentials.
@@ -49,6 +55,8 @@ impl Ctx {
         Self {
             json: global.json,
             device: global.device,
+            ble: global.ble,
+            links: OpenLinks::default(),
             connect_timeout: Duration::from_secs(global.connect_timeout.max(1)),
             auth: Auth { security: global.security, pop, username: global.sec2_username, password },
         }
@@ -56,22 +64,35 @@ impl Ctx {
 
     /// The device; a usage error when none was given.
     pub(crate) fn target(&self) -> anyhow::Result<Target> {
-        match &self.device {
-            Some(device) => Target::parse(device),
-            None => Err(classified(Code::Usage, "no device given: use --device HOST:PORT or set WIFIPROV_DEVICE")),
+        match (&self.ble, &self.device) {
+            (Some(name), _) => Target::ble(name),
+            (None, Some(device)) => Target::parse(device),
+            (None, None) => Err(classified(
+                Code::Usage,
+                "no device given: use --device HOST:PORT (or set WIFIPROV_DEVICE), or --ble NAME",
+            )),
         }
     }
 
     /// Connects to the device and establishes a secure session.
     pub(crate) async fn open(&self) -> anyhow::Result<Session> {
-        session::open(&self.target()?, self.connect_timeout, &self.auth).await
+        let mut session = session::open(&self.target()?, self.connect_timeout, &self.auth).await?;
+        self.links.track(session.client.transport_mut());
+        Ok(session)
+    }
+
+    /// Connects to the device and reads proto-ver, without a session.
+    pub(crate) async fn connect(&self) -> anyhow::Result<(Client<Link>, VersionInfo)> {
+        let (mut client, info) = session::connect(&self.target()?, self.connect_timeout).await?;
+        self.links.track(client.transport_mut());
+        Ok((client, info))
     }
 }
 
 /// Runs the command the flags name.
 pub(crate) async fn run(flags: Flags) -> anyhow::Result<Box<dyn Report>> {
     let ctx = Ctx::new(flags.global);
-    match flags.command {
+    let result = match flags.command {
         Command::Caps => caps::run(&ctx).await,
         Command::Scan => scan::run(&ctx).await,
         Command::Provision(args) => provision::run(&ctx, args).await,
@@ -83,5 +104,7 @@ pub(crate) async fn run(flags: Flags) -> anyhow::Result<Box<dyn Report>> {
         Command::Qr(args) => qr::run(&ctx, args).await,
         Command::Networks(args) => networks::run(&ctx, args.action).await,
         Command::Fleet(args) => fleet::run(&ctx, args).await,
-    }
+    };
+    ctx.links.close_all().await;
+    result
 }

@@ -98,7 +98,7 @@ pub(crate) enum Visibility {
 
 /// Judges a failure reason (shared with `status` and `fleet`).
 pub(crate) fn judge_failure(reason: FailReason, target: &Target, visibility: Visibility) -> Verdict {
-    let reset = format!("run `wifiprov --device {target} reset`, then provision again");
+    let reset = format!("run `wifiprov {} reset`, then provision again", target.option());
     match reason {
         FailReason::AuthError => Verdict {
             outcome: "auth_error",
@@ -116,7 +116,8 @@ pub(crate) fn judge_failure(reason: FailReason, target: &Target, visibility: Vis
                 )
             } else {
                 format!(
-                    "check the SSID (see `wifiprov --device {target} scan`) and that the access point is in range, then {reset}"
+                    "check the SSID (see `wifiprov {} scan`) and that the access point is in range, then {reset}",
+                    target.option()
                 )
             }),
         },
@@ -140,7 +141,7 @@ pub(crate) fn judge(outcome: &ProvisionOutcome, target: &Target, visibility: Vis
             outcome: "disconnected",
             code: Code::DeviceFailure,
             reason: Some("the device reports no connection and no attempt".into()),
-            hint: Some(format!("check `wifiprov --device {target} status`, then provision again")),
+            hint: Some(format!("check `wifiprov {} status`, then provision again", target.option())),
         },
     }
 }

@@ -14,6 +14,9 @@ use crate::session::Link;
 
 /// Entries per `prov-scan` result request over HTTP (esp_prov uses the same).
 const HTTP_PAGE: u32 = 100;
+/// Entries per result request over BLE, as esp_prov: a page must fit one attribute value (ESP's Bluedroid
+/// build holds 257 bytes without security 2).
+const BLE_PAGE: u32 = 4;
 
 #[derive(Serialize)]
 struct ScanReport {
@@ -48,7 +51,11 @@ impl From<&ScanEntry> for Network {
 /// Runs a scan on the device and returns its results, strongest first (ties keep the device's order).
 pub(crate) async fn scan(client: &mut Client<Link>) -> anyhow::Result<Vec<ScanEntry>> {
     let spinner = Spinner::start("scanning");
-    let mut entries = client.scan(HTTP_PAGE).await.context("the scan failed")?;
+    let page = match client.transport_mut() {
+        Link::Http(_) => HTTP_PAGE,
+        Link::Ble(_) => BLE_PAGE,
+    };
+    let mut entries = client.scan(page).await.context("the scan failed")?;
     spinner.clear();
     entries.sort_by_key(|e| std::cmp::Reverse(e.rssi));
     Ok(entries)

@@ -1,0 +1,688 @@
+//! The device half: ESP's GATT service registered with BlueZ, an LE advertisement, and every write run through
+//! protocomm. It only moves bytes and maps links to sessions; protocomm decides everything else.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bluer::adv::{Advertisement, Type as AdvertisementType};
+use bluer::gatt::local::{
+    Application, Characteristic, CharacteristicRead, CharacteristicReadRequest, CharacteristicWrite,
+    CharacteristicWriteMethod, CharacteristicWriteRequest, Descriptor, DescriptorRead, DescriptorReadRequest, ReqError,
+    Service,
+};
+use bluer::{Adapter, Address, DeviceEvent, DeviceProperty};
+use futures_util::{FutureExt as _, StreamExt as _};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
+use wifiprov_proto::ErrorChain;
+use wifiprov_proto::endpoint::{Protocomm, ProtocommError, SessionId, Step};
+use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
+
+use crate::layout::{DeviceLayout, LayoutError, is_standard_endpoint, read_at_offset};
+use crate::link::Links;
+use crate::uuid::{ESP_EXAMPLE_SERVICE, Uuid};
+
+/// Longest advertised name: ESP truncates `service_name` to 29 bytes (`MAX_BLE_DEVNAME_LEN`), what fits a scan
+/// response next to its header.
+pub const MAX_NAME_LEN: usize = 29;
+
+/// Largest attribute value BLE allows; BlueZ refuses longer writes itself.
+const MAX_VALUE_LEN: usize = 512;
+
+/// The smallest ATT MTU of an LE link. A request claiming less is taken to mean "unknown".
+const MIN_ATT_MTU: u16 = 23;
+
+/// The 0x2901 Characteristic User Description descriptor, which carries each endpoint's name.
+pub(crate) const USER_DESCRIPTION: bluer::Uuid = bluer::Uuid::from_u128(0x0000_2901_0000_1000_8000_0080_5f9b_34fb);
+
+/// How long disconnecting one link may take (after a refusal, or at shutdown).
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the device advertises and serves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BleConfig {
+    /// The advertised local name (ESP: `service_name`, by convention `PROV_` and three bytes of the MAC in
+    /// hex). 1 to [`MAX_NAME_LEN`] bytes.
+    pub name: String,
+    /// The primary service UUID. Characteristic UUIDs are derived from it (fact sheet §7.1).
+    pub service: Uuid,
+}
+
+impl BleConfig {
+    /// Advertises `name` with the service UUID of ESP-IDF's provisioning example (`021a9004-…`), which esp_prov
+    /// also falls back to.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), service: ESP_EXAMPLE_SERVICE }
+    }
+}
+
+/// Why the BLE service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The name cannot be advertised.
+    #[error("cannot advertise the name {name:?}: it must be 1 to {MAX_NAME_LEN} bytes")]
+    InvalidName {
+        /// The name as configured.
+        name: String,
+    },
+    /// The protocomm endpoints do not fit ESP's layout.
+    #[error("cannot lay out the GATT service")]
+    Layout(#[source] LayoutError),
+    /// The adapter could not be powered on.
+    #[error("cannot power on Bluetooth adapter {adapter}")]
+    Power {
+        /// The adapter name (`hci0`).
+        adapter: String,
+        /// BlueZ's error.
+        #[source]
+        source: bluer::Error,
+    },
+    /// BlueZ refused the GATT application.
+    #[error("cannot register the GATT service on Bluetooth adapter {adapter}")]
+    Register {
+        /// The adapter name.
+        adapter: String,
+        /// BlueZ's error.
+        #[source]
+        source: bluer::Error,
+    },
+    /// BlueZ refused the advertisement.
+    #[error("cannot advertise on Bluetooth adapter {adapter}")]
+    Advertise {
+        /// The adapter name.
+        adapter: String,
+        /// BlueZ's error.
+        #[source]
+        source: bluer::Error,
+    },
+}
+
+/// What the server shares between requests: the protocomm instance, the random source (session ids and
+/// handshake secrets), the per-link state and the configuration.
+///
+/// Locks are held only for short synchronous steps, never across an `.await`; endpoint handlers run without
+/// them. Lock order: protocomm, random source, links.
+pub struct Device {
+    protocomm: Mutex<Protocomm>,
+    rng: Mutex<Box<dyn SecureRandom + Send>>,
+    links: Mutex<Links<Address>>,
+    config: BleConfig,
+}
+
+impl Device {
+    /// A device serving `protocomm`, drawing session ids and handshake secrets from `rng` (the OS random source
+    /// in production: `wifiprov_proto::rng::OsRandom`).
+    ///
+    /// The GATT service is laid out from the endpoints `protocomm` has when [`serve`] starts (ESP creates its
+    /// endpoints before starting the transport too); handlers may be registered later.
+    pub fn new(protocomm: Protocomm, rng: Box<dyn SecureRandom + Send>, config: BleConfig) -> Self {
+        Self { protocomm: Mutex::new(protocomm), rng: Mutex::new(rng), links: Mutex::new(Links::new()), config }
+    }
+
+    /// Runs `f` on the protocomm instance (to register handlers, close sessions). Do not block in `f`: requests
+    /// of every link wait for it.
+    pub fn with_protocomm<R>(&self, f: impl FnOnce(&mut Protocomm) -> R) -> R {
+        f(&mut self.lock_protocomm())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BleConfig {
+        &self.config
+    }
+
+    fn lock_protocomm(&self) -> MutexGuard<'_, Protocomm> {
+        // A panic while the lock was held can only come from a bug in protocomm itself; its tables are still
+        // consistent enough to go on, which beats refusing every client from now on.
+        self.protocomm.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_rng(&self) -> MutexGuard<'_, Box<dyn SecureRandom + Send>> {
+        self.rng.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_links(&self) -> MutexGuard<'_, Links<Address>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A read of `endpoint`'s characteristic by `peer`.
+    fn read(&self, peer: Address, endpoint: &str, offset: u16, mtu: u16) -> Result<Vec<u8>, ReqError> {
+        self.lock_links().read(peer, endpoint, usize::from(offset), usize::from(mtu.max(MIN_ATT_MTU))).map_err(|e| {
+            debug!(%peer, endpoint, error = %e, "read refused");
+            ReqError::InvalidOffset
+        })
+    }
+
+    /// Forgets `peer`'s link and closes its session.
+    fn unlink(&self, peer: Address) {
+        let session = self.lock_links().forget(peer);
+        if let Some(session) = session {
+            self.lock_protocomm().close_session(session);
+        }
+        debug!(%peer, ?session, "link closed");
+    }
+
+    /// Forgets every link and closes their sessions.
+    fn unlink_all(&self) {
+        let sessions = self.lock_links().forget_all();
+        let mut protocomm = self.lock_protocomm();
+        for session in sessions {
+            protocomm.close_session(session);
+        }
+    }
+
+    /// Runs one request of `peer` through protocomm, synchronously (on a blocking thread: a handler may block,
+    /// and an SRP step takes milliseconds of CPU).
+    fn process(&self, peer: Address, endpoint: &str, body: &[u8], now: std::time::Instant) -> Processed {
+        let mut protocomm = self.lock_protocomm();
+        let mut rng = self.lock_rng();
+        let session = match self.resolve(&mut protocomm, &mut **rng, peer, now) {
+            Ok(session) => session,
+            Err(refusal) => return Processed { session: None, outcome: Err(refusal) },
+        };
+        let step = protocomm.begin(now, session, endpoint, body, &mut **rng);
+        drop(rng);
+        drop(protocomm);
+        let result = match step {
+            Ok(Step::Reply(reply)) => Ok(reply),
+            Ok(Step::Call(call)) => {
+                let response = call.run();
+                self.lock_protocomm().finish(call, response)
+            }
+            Err(e) => Err(e),
+        };
+        Processed { session: Some(session), outcome: result.map_err(Refusal::Protocomm) }
+    }
+
+    /// The session of `peer`'s link, opened on its first request (ESP opens it on connect; a client cannot tell
+    /// the difference).
+    fn resolve(
+        &self,
+        protocomm: &mut Protocomm,
+        rng: &mut dyn SecureRandom,
+        peer: Address,
+        now: std::time::Instant,
+    ) -> Result<SessionId, Refusal> {
+        let mut links = self.lock_links();
+        if let Some(id) = links.session(peer).filter(|id| protocomm.has_session(*id)) {
+            return Ok(id);
+        }
+        let id = protocomm.unused_session_id(rng).map_err(Refusal::Random)?;
+        match protocomm.open_session(id, now) {
+            Ok(opened) => {
+                if let Some(evicted) = opened.evicted {
+                    // The evicted session's link (if any) gets a new session on its next request.
+                    debug!(%evicted, links = ?links.peers_of(evicted), "session table full; evicted a session");
+                }
+                protocomm.attach(id);
+                debug!(%peer, session = %id, "new session");
+            }
+            // Without a security scheme there are no sessions to track: serve the link under a throwaway id.
+            Err(ProtocommError::NoSecurity) => {}
+            Err(e) => return Err(Refusal::Open(e)),
+        }
+        links.set_session(peer, id);
+        Ok(id)
+    }
+
+    /// A write of `body` to `endpoint`'s characteristic by `peer`.
+    async fn write(
+        self: Arc<Self>,
+        peer: Address,
+        endpoint: Arc<str>,
+        body: Vec<u8>,
+        offset: u16,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<(), ReqError> {
+        let span = info_span!("ble_link", %peer);
+        self.handle_write(peer, endpoint, body, offset, events).instrument(span).await
+    }
+
+    async fn handle_write(
+        self: Arc<Self>,
+        peer: Address,
+        endpoint: Arc<str>,
+        body: Vec<u8>,
+        offset: u16,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<(), ReqError> {
+        if offset != 0 {
+            warn!(%endpoint, offset, "write at a non-zero offset refused (expected BlueZ to reassemble it)");
+            return Err(ReqError::InvalidOffset);
+        }
+        if body.is_empty() || body.len() > MAX_VALUE_LEN {
+            debug!(%endpoint, len = body.len(), "write of unacceptable length refused");
+            return Err(ReqError::InvalidValueLength);
+        }
+        let known = {
+            let mut links = self.lock_links();
+            // The previous response goes even if this request fails: a failed write leaves nothing to read.
+            links.clear(peer, &endpoint);
+            links.contains(peer)
+        };
+        if !known {
+            // A new link: the server watches for its disconnect. Sending fails only once the server stopped.
+            let _ = events.send(Event::Linked(peer));
+        }
+        let len = body.len();
+        let device = self.clone();
+        let name = endpoint.clone();
+        let logs = tracing::dispatcher::get_default(Clone::clone);
+        let span = tracing::Span::current();
+        let now = tokio::time::Instant::now().into_std();
+        let work = move || {
+            tracing::dispatcher::with_default(&logs, || span.in_scope(|| device.process(peer, &name, &body, now)))
+        };
+        let processed = match tokio::task::spawn_blocking(work).await {
+            Ok(processed) => processed,
+            Err(e) => {
+                error!(%endpoint, error = %e, "request processing failed");
+                return Err(ReqError::Failed);
+            }
+        };
+        match processed.outcome {
+            Ok(response) => {
+                let mut links = self.lock_links();
+                // The link may have gone (disconnect) while the request ran: nobody is left to read the response.
+                if processed.session.is_none() || links.session(peer) != processed.session {
+                    debug!(%endpoint, "link closed during the request; response dropped");
+                    return Err(ReqError::Failed);
+                }
+                debug!(%endpoint, len, response = response.len(), "answered");
+                links.store(peer, &endpoint, response);
+                Ok(())
+            }
+            Err(refusal) => {
+                let session = processed.session.map(|s| s.0);
+                let error = ErrorChain(&refusal);
+                if refusal.peer_fault() {
+                    // Not rate-limited like HTTP's warnings: every refusal costs the peer its link, and a BLE
+                    // reconnect takes far longer than an HTTP request.
+                    warn!(%endpoint, session, %error, "request refused; disconnecting");
+                } else {
+                    error!(%endpoint, session, %error, "cannot serve request; disconnecting");
+                }
+                self.unlink(peer);
+                let _ = events.send(Event::Refused(peer));
+                Err(ReqError::Failed)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Device");
+        // `try_lock`: formatting must not deadlock when done from inside `with_protocomm`.
+        match self.protocomm.try_lock() {
+            Ok(protocomm) => d.field("protocomm", &*protocomm),
+            Err(_) => d.field("protocomm", &"<locked>"),
+        };
+        d.field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// What came of a request.
+struct Processed {
+    /// The session the request ran in, if one was found or opened.
+    session: Option<SessionId>,
+    outcome: Result<Vec<u8>, Refusal>,
+}
+
+/// Why a request was answered with an ATT error.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// No session id could be drawn.
+    #[error("cannot draw a session id")]
+    Random(#[source] RandomUnavailable),
+    /// The session table refused a new session.
+    #[error("cannot open a session")]
+    Open(#[source] ProtocommError),
+    /// Protocomm refused the request.
+    #[error("request refused")]
+    Protocomm(#[source] ProtocommError),
+}
+
+impl Refusal {
+    /// Whether the peer is to blame (logged at `warn`), as opposed to the device itself.
+    fn peer_fault(&self) -> bool {
+        match self {
+            Self::Random(_) => false,
+            Self::Open(e) | Self::Protocomm(e) => e.is_peer_fault(),
+        }
+    }
+}
+
+/// What request handlers tell the server loop.
+#[derive(Debug)]
+enum Event {
+    /// A peer wrote for the first time since it connected: watch for its disconnect.
+    Linked(Address),
+    /// A peer's request was refused: disconnect it.
+    Refused(Address),
+}
+
+/// What a background task of the server loop finished.
+enum Done {
+    /// A watched peer disconnected (or its device object went away).
+    Disconnected(Address),
+    /// A disconnect the server asked for completed.
+    Dropped,
+}
+
+/// Serves protocomm over BLE on `adapter` until `shutdown` completes: powers the adapter on, registers the GATT
+/// service in ESP's layout (one Read|Write characteristic per protocomm endpoint, each with a 0x2901 descriptor
+/// holding its name) and advertises the configured name with the service UUID.
+///
+/// Per link (peer device address), as an ESP device per connection (fact sheet §7.3):
+///
+/// - The first write opens a protocomm session for the link; later writes run in it. A disconnect closes it.
+/// - A write runs the request and stores the response for that peer and characteristic; reads return it (long
+///   values by offset) until the next write there. Reading before any write returns an empty value.
+/// - A write protocomm refuses (bad handshake message, wrong proof, decryption or handler failure, full session
+///   table) is answered with an ATT error, the link's session is closed and the link disconnected, as Bluedroid
+///   does (`ESP_GATT_ERROR`, then disconnect).
+/// - Zero-length writes and writes at a non-zero offset are refused with an ATT error and change nothing. BlueZ
+///   reassembles prepared (long) writes and hands them over whole at offset 0; a non-zero offset would mean a
+///   stack that does not, which this transport does not support.
+///
+/// Unlike an ESP device, several links may be served at once, each with its own session and stored responses.
+///
+/// On shutdown it withdraws the advertisement and the service, disconnects the links it served and closes their
+/// sessions. It fails only when the service cannot start.
+pub async fn serve(
+    adapter: &Adapter,
+    device: Arc<Device>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let span = info_span!("ble_server", adapter = adapter.name());
+    run(adapter, device, shutdown).instrument(span).await
+}
+
+async fn run(adapter: &Adapter, device: Arc<Device>, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let config = device.config.clone();
+    if config.name.is_empty() || config.name.len() > MAX_NAME_LEN {
+        return Err(ServeError::InvalidName { name: config.name });
+    }
+    let endpoints: Vec<String> = device.with_protocomm(|p| p.endpoint_names().map(str::to_owned).collect());
+    let custom: Vec<&str> = endpoints.iter().map(String::as_str).filter(|n| !is_standard_endpoint(n)).collect();
+    let layout = DeviceLayout::new(config.service, &custom).map_err(ServeError::Layout)?;
+    let adapter_name = adapter.name().to_owned();
+    adapter.set_powered(true).await.map_err(|source| ServeError::Power { adapter: adapter_name.clone(), source })?;
+
+    let (events, mut event_rx) = mpsc::unbounded_channel();
+    let application = application(&layout, &endpoints, &device, &events);
+    let served = application.services.iter().map(|s| s.characteristics.len()).sum::<usize>();
+    let app = adapter
+        .serve_gatt_application(application)
+        .await
+        .map_err(|source| ServeError::Register { adapter: adapter_name.clone(), source })?;
+    let advertisement = Advertisement {
+        advertisement_type: AdvertisementType::Peripheral,
+        service_uuids: [bluer::Uuid::from_bytes(config.service.0)].into(),
+        local_name: Some(config.name.clone()),
+        // ESP advertises LE General Discoverable (flags 0x06), whatever the adapter's own setting.
+        discoverable: Some(true),
+        ..Advertisement::default()
+    };
+    let advertising = adapter
+        .advertise(advertisement)
+        .await
+        .map_err(|source| ServeError::Advertise { adapter: adapter_name.clone(), source })?;
+    info!(name = %config.name, service = %config.service, endpoints = served, "serving protocomm over ble");
+
+    let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut watched: HashSet<Address> = HashSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(event) = event_rx.recv() => match event {
+                Event::Linked(peer) => {
+                    if watched.insert(peer) {
+                        info!(%peer, "link");
+                        tasks.spawn(watch(adapter.clone(), peer).in_current_span());
+                    }
+                }
+                Event::Refused(peer) => {
+                    tasks.spawn(disconnect(adapter.clone(), peer).map(|()| Done::Dropped).in_current_span());
+                }
+            },
+            Some(done) = tasks.join_next() => match done {
+                Ok(Done::Disconnected(peer)) => {
+                    info!(%peer, "disconnected");
+                    watched.remove(&peer);
+                    device.unlink(peer);
+                }
+                Ok(Done::Dropped) => {}
+                Err(e) if e.is_panic() => error!("link task panicked"),
+                Err(e) => debug!(error = %e, "link task cancelled"),
+            },
+        }
+    }
+    info!(links = watched.len(), "shutting down");
+    drop(advertising);
+    drop(app);
+    tasks.shutdown().await;
+    // Like an ESP device stopping its BLE stack: the links end with the service.
+    let mut disconnects = JoinSet::new();
+    for peer in watched {
+        disconnects.spawn(disconnect(adapter.clone(), peer).in_current_span());
+    }
+    while disconnects.join_next().await.is_some() {}
+    device.unlink_all();
+    info!("stopped");
+    Ok(())
+}
+
+/// The GATT application: one primary service, one characteristic per endpoint protocomm has, in ESP's order.
+fn application(
+    layout: &DeviceLayout,
+    endpoints: &[String],
+    device: &Arc<Device>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Application {
+    let characteristics = layout
+        .characteristics()
+        .filter(|(name, _)| endpoints.iter().any(|e| e == name))
+        .map(|(name, uuid)| characteristic(name, uuid, device, events))
+        .collect();
+    Application {
+        services: vec![Service {
+            uuid: bluer::Uuid::from_bytes(layout.service().0),
+            primary: true,
+            characteristics,
+            ..Service::default()
+        }],
+        ..Application::default()
+    }
+}
+
+fn characteristic(
+    name: &str,
+    uuid: Uuid,
+    device: &Arc<Device>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Characteristic {
+    let endpoint: Arc<str> = Arc::from(name);
+    let read = {
+        let (device, endpoint) = (device.clone(), endpoint.clone());
+        move |req: CharacteristicReadRequest| {
+            let result = device.read(req.device_address, &endpoint, req.offset, req.mtu);
+            async move { result }.boxed()
+        }
+    };
+    let write = {
+        let (device, endpoint, events) = (device.clone(), endpoint.clone(), events.clone());
+        move |body: Vec<u8>, req: CharacteristicWriteRequest| {
+            device.clone().write(req.device_address, endpoint.clone(), body, req.offset, events.clone()).boxed()
+        }
+    };
+    let description = name.as_bytes().to_vec();
+    let describe = move |req: DescriptorReadRequest| {
+        let result = read_at_offset(&description, usize::from(req.offset), MAX_VALUE_LEN + 1)
+            .map(<[u8]>::to_vec)
+            .map_err(|_| ReqError::InvalidOffset);
+        async move { result }.boxed()
+    };
+    Characteristic {
+        uuid: bluer::Uuid::from_bytes(uuid.0),
+        read: Some(CharacteristicRead { read: true, fun: Box::new(read), ..CharacteristicRead::default() }),
+        write: Some(CharacteristicWrite {
+            write: true,
+            method: CharacteristicWriteMethod::Fun(Box::new(write)),
+            ..CharacteristicWrite::default()
+        }),
+        descriptors: vec![Descriptor {
+            uuid: USER_DESCRIPTION,
+            read: Some(DescriptorRead { read: true, fun: Box::new(describe), ..DescriptorRead::default() }),
+            ..Descriptor::default()
+        }],
+        ..Characteristic::default()
+    }
+}
+
+/// Completes when `peer` disconnects, or when its device object cannot be watched (then the link is treated as
+/// gone: the peer's next write starts a new one).
+async fn watch(adapter: Adapter, peer: Address) -> Done {
+    let watched = async {
+        let device = adapter.device(peer)?;
+        let mut events = std::pin::pin!(device.events().await?);
+        // Subscribed first, then checked: a disconnect in between is not missed.
+        if !device.is_connected().await? {
+            return Ok(());
+        }
+        while let Some(event) = events.next().await {
+            if let DeviceEvent::PropertyChanged(DeviceProperty::Connected(false)) = event {
+                break;
+            }
+        }
+        Ok::<(), bluer::Error>(())
+    };
+    if let Err(e) = watched.await {
+        debug!(%peer, error = %e, "cannot watch the link");
+    }
+    Done::Disconnected(peer)
+}
+
+/// Asks BlueZ to end the link to `peer`; failures only get logged (the peer may be gone already).
+async fn disconnect(adapter: Adapter, peer: Address) {
+    let result = async { adapter.device(peer)?.disconnect().await };
+    match tokio::time::timeout(DISCONNECT_TIMEOUT, result).await {
+        Ok(Ok(())) => debug!(%peer, "disconnected the link"),
+        Ok(Err(e)) => debug!(%peer, error = %e, "cannot disconnect the link"),
+        Err(_) => debug!(%peer, "disconnecting the link timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use wifiprov_proto::danger;
+    use wifiprov_proto::endpoint::{HandlerError, SessionLimits, names};
+    use wifiprov_testkit::SeededRandom;
+
+    fn device(limits: SessionLimits) -> Arc<Device> {
+        let mut protocomm = Protocomm::new(limits);
+        protocomm.set_security(names::PROV_SESSION, danger::sec0()).unwrap();
+        protocomm.set_version(names::PROTO_VER, b"{}".to_vec()).unwrap();
+        let echo = |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok(request.to_vec()) };
+        protocomm.add_endpoint("custom-echo", Arc::new(echo)).unwrap();
+        let fail =
+            |_: SessionId, _: &[u8]| -> Result<Vec<u8>, HandlerError> { Err(HandlerError::Rejected("no".into())) };
+        protocomm.add_endpoint("custom-fail", Arc::new(fail)).unwrap();
+        Arc::new(Device::new(protocomm, Box::new(SeededRandom::new(1)), BleConfig::new("PROV_TEST")))
+    }
+
+    const A: Address = Address([1, 2, 3, 4, 5, 6]);
+    const B: Address = Address([6, 5, 4, 3, 2, 1]);
+
+    async fn write(device: &Arc<Device>, peer: Address, endpoint: &str, body: &[u8]) -> Result<(), ReqError> {
+        let (events, _rx) = mpsc::unbounded_channel();
+        device.clone().write(peer, Arc::from(endpoint), body.to_vec(), 0, events).await
+    }
+
+    #[tokio::test]
+    async fn each_link_gets_a_session_and_its_own_responses() {
+        let device = device(SessionLimits::default());
+        assert_eq!(device.read(A, "custom-echo", 0, 23).unwrap(), b"");
+        write(&device, A, "custom-echo", b"from a").await.unwrap();
+        write(&device, B, "custom-echo", b"from b").await.unwrap();
+        assert_eq!(device.read(A, "custom-echo", 0, 517).unwrap(), b"from a");
+        assert_eq!(device.read(B, "custom-echo", 0, 517).unwrap(), b"from b");
+        assert_eq!(device.read(A, "custom-echo", 2, 517).unwrap(), b"om a", "offset reads");
+        assert_eq!(device.read(A, "custom-echo", 7, 517), Err(ReqError::InvalidOffset));
+        let (a, b) = {
+            let links = device.lock_links();
+            (links.session(A).unwrap(), links.session(B).unwrap())
+        };
+        assert_ne!(a, b);
+        assert_eq!(device.with_protocomm(|p| p.session_count()), 2);
+        // A second request of the same link runs in the same session.
+        write(&device, A, names::PROTO_VER, b"ESP").await.unwrap();
+        assert_eq!(device.lock_links().session(A), Some(a));
+        assert_eq!(device.read(A, names::PROTO_VER, 0, 23).unwrap(), b"{}");
+
+        device.unlink(A);
+        assert_eq!(device.read(A, "custom-echo", 0, 517).unwrap(), b"", "a disconnect clears the values");
+        assert!(!device.with_protocomm(|p| p.has_session(a)), "and closes the session");
+        assert!(device.with_protocomm(|p| p.has_session(b)));
+        device.unlink_all();
+        assert_eq!(device.with_protocomm(|p| p.session_count()), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_closes_the_link_and_asks_for_a_disconnect() {
+        let device = device(SessionLimits::default());
+        let (events, mut rx) = mpsc::unbounded_channel();
+        let write = |endpoint: &str, body: &[u8]| {
+            device.clone().write(A, Arc::from(endpoint), body.to_vec(), 0, events.clone())
+        };
+        write("custom-echo", b"x").await.unwrap();
+        assert!(matches!(rx.try_recv(), Ok(Event::Linked(A))));
+        write("custom-echo", b"y").await.unwrap();
+        assert!(rx.try_recv().is_err(), "a known link is announced once");
+        assert_eq!(write("custom-fail", b"z").await, Err(ReqError::Failed));
+        assert!(matches!(rx.try_recv(), Ok(Event::Refused(A))));
+        assert_eq!(device.read(A, "custom-echo", 0, 517).unwrap(), b"");
+        assert_eq!(device.with_protocomm(|p| p.session_count()), 0);
+        assert_eq!(write("unknown", b"z").await, Err(ReqError::Failed));
+    }
+
+    #[tokio::test]
+    async fn unacceptable_writes_change_nothing() {
+        let device = device(SessionLimits::default());
+        write(&device, A, "custom-echo", b"kept").await.unwrap();
+        assert_eq!(write(&device, A, "custom-echo", b"").await, Err(ReqError::InvalidValueLength));
+        assert_eq!(write(&device, A, "custom-echo", &[0; 513]).await, Err(ReqError::InvalidValueLength));
+        let (events, _rx) = mpsc::unbounded_channel();
+        let offset = device.clone().write(A, Arc::from("custom-echo"), b"x".to_vec(), 4, events).await;
+        assert_eq!(offset, Err(ReqError::InvalidOffset));
+        assert_eq!(device.read(A, "custom-echo", 0, 517).unwrap(), b"kept");
+        write(&device, A, "custom-echo", &[7; 512]).await.unwrap();
+        assert_eq!(device.read(A, "custom-echo", 0, 517).unwrap(), vec![7; 512]);
+        assert_eq!(device.read(A, "custom-echo", 0, 0).unwrap().len(), 22, "an unknown MTU is the LE minimum");
+    }
+
+    #[tokio::test]
+    async fn a_link_whose_session_was_evicted_gets_a_new_one() {
+        let device = device(SessionLimits { max_sessions: 1, ..SessionLimits::default() });
+        write(&device, A, "custom-echo", b"x").await.unwrap();
+        let first = device.lock_links().session(A).unwrap();
+        // No handshake yet, so A's session is the first to go when B needs room.
+        write(&device, B, "custom-echo", b"y").await.unwrap();
+        assert!(!device.with_protocomm(|p| p.has_session(first)));
+        write(&device, A, "custom-echo", b"z").await.unwrap();
+        let second = device.lock_links().session(A).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(device.with_protocomm(|p| p.session_count()), 1);
+        assert_eq!(device.read(A, "custom-echo", 0, 517).unwrap(), b"z");
+    }
+}
