@@ -32,5 +32,5 @@ pub use bluer;
 pub use client::{BleClient, BleClientConfig, BleError, BleLink};
 pub use layout::{DeviceLayout, EndpointMap, LayoutError, read_at_offset};
 #[cfg(feature = "bluez")]
-pub use server::{BleConfig, Device, MAX_NAME_LEN, ServeError, serve};
+pub use server::{BleConfig, Device, MAX_NAME_LEN, Registered, ServeError, register, serve};
 pub use uuid::{ESP_EXAMPLE_SERVICE, Uuid, UuidError, WIFI_PROV_MGR_SERVICE};

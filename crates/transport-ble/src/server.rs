@@ -7,9 +7,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use bluer::adv::{Advertisement, Type as AdvertisementType};
+use bluer::adv::{Advertisement, AdvertisementHandle, Type as AdvertisementType};
 use bluer::gatt::local::{
-    Application, Characteristic, CharacteristicRead, CharacteristicReadRequest, CharacteristicWrite,
+    Application, ApplicationHandle, Characteristic, CharacteristicRead, CharacteristicReadRequest, CharacteristicWrite,
     CharacteristicWriteMethod, CharacteristicWriteRequest, Descriptor, DescriptorRead, DescriptorReadRequest, ReqError,
     Service,
 };
@@ -395,16 +395,44 @@ enum Done {
 ///
 /// On shutdown it withdraws the advertisement and the service, disconnects the links it served and closes their
 /// sessions. It fails only when the service cannot start.
+///
+/// [`register`] and [`Registered::run`] are the same in two steps, for callers that must know the service is
+/// up (or why it is not) before they go on.
 pub async fn serve(
     adapter: &Adapter,
     device: Arc<Device>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let span = info_span!("ble_server", adapter = adapter.name());
-    run(adapter, device, shutdown).instrument(span).await
+    register(adapter, device).await?.run(shutdown).await;
+    Ok(())
 }
 
-async fn run(adapter: &Adapter, device: Arc<Device>, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+/// The BLE service registered with BlueZ and advertised; requests are answered from now on, and
+/// [`Registered::run`] watches the links. Dropping it without running withdraws the service and the
+/// advertisement.
+pub struct Registered {
+    adapter: Adapter,
+    device: Arc<Device>,
+    // Dropping a handle withdraws what it registered.
+    app: ApplicationHandle,
+    advertising: AdvertisementHandle,
+    events: mpsc::UnboundedReceiver<Event>,
+    span: tracing::Span,
+}
+
+impl fmt::Debug for Registered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registered").field("adapter", &self.adapter.name()).field("device", &self.device).finish()
+    }
+}
+
+/// The first half of [`serve`]: powers `adapter` on, registers the GATT service and starts advertising.
+pub async fn register(adapter: &Adapter, device: Arc<Device>) -> Result<Registered, ServeError> {
+    let span = info_span!("ble_server", adapter = adapter.name());
+    start(adapter, device, span.clone()).instrument(span).await
+}
+
+async fn start(adapter: &Adapter, device: Arc<Device>, span: tracing::Span) -> Result<Registered, ServeError> {
     let config = device.config.clone();
     if config.name.is_empty() || config.name.len() > MAX_NAME_LEN {
         return Err(ServeError::InvalidName { name: config.name });
@@ -415,7 +443,7 @@ async fn run(adapter: &Adapter, device: Arc<Device>, shutdown: impl Future<Outpu
     let adapter_name = adapter.name().to_owned();
     adapter.set_powered(true).await.map_err(|source| ServeError::Power { adapter: adapter_name.clone(), source })?;
 
-    let (events, mut event_rx) = mpsc::unbounded_channel();
+    let (events, event_rx) = mpsc::unbounded_channel();
     let application = application(&layout, &endpoints, &device, &events);
     let served = application.services.iter().map(|s| s.characteristics.len()).sum::<usize>();
     let app = adapter
@@ -435,50 +463,62 @@ async fn run(adapter: &Adapter, device: Arc<Device>, shutdown: impl Future<Outpu
         .await
         .map_err(|source| ServeError::Advertise { adapter: adapter_name.clone(), source })?;
     info!(name = %config.name, service = %config.service, endpoints = served, "serving protocomm over ble");
+    Ok(Registered { adapter: adapter.clone(), device, app, advertising, events: event_rx, span })
+}
 
-    let mut tasks: JoinSet<Done> = JoinSet::new();
-    let mut watched: HashSet<Address> = HashSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            Some(event) = event_rx.recv() => match event {
-                Event::Linked(peer) => {
-                    if watched.insert(peer) {
-                        info!(%peer, "link");
-                        tasks.spawn(watch(adapter.clone(), peer).in_current_span());
+impl Registered {
+    /// Serves until `shutdown` completes (see [`serve`]), then withdraws the service and ends its links.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let span = self.span.clone();
+        self.serve_links(shutdown).instrument(span).await;
+    }
+
+    async fn serve_links(self, shutdown: impl Future<Output = ()>) {
+        let Self { adapter, device, app, advertising, events: mut event_rx, span: _ } = self;
+        let adapter = &adapter;
+        let mut tasks: JoinSet<Done> = JoinSet::new();
+        let mut watched: HashSet<Address> = HashSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(event) = event_rx.recv() => match event {
+                    Event::Linked(peer) => {
+                        if watched.insert(peer) {
+                            info!(%peer, "link");
+                            tasks.spawn(watch(adapter.clone(), peer).in_current_span());
+                        }
                     }
-                }
-                Event::Refused(peer) => {
-                    tasks.spawn(disconnect(adapter.clone(), peer).map(|()| Done::Dropped).in_current_span());
-                }
-            },
-            Some(done) = tasks.join_next() => match done {
-                Ok(Done::Disconnected(peer)) => {
-                    info!(%peer, "disconnected");
-                    watched.remove(&peer);
-                    device.unlink(peer);
-                }
-                Ok(Done::Dropped) => {}
-                Err(e) if e.is_panic() => error!("link task panicked"),
-                Err(e) => debug!(error = %e, "link task cancelled"),
-            },
+                    Event::Refused(peer) => {
+                        tasks.spawn(disconnect(adapter.clone(), peer).map(|()| Done::Dropped).in_current_span());
+                    }
+                },
+                Some(done) = tasks.join_next() => match done {
+                    Ok(Done::Disconnected(peer)) => {
+                        info!(%peer, "disconnected");
+                        watched.remove(&peer);
+                        device.unlink(peer);
+                    }
+                    Ok(Done::Dropped) => {}
+                    Err(e) if e.is_panic() => error!("link task panicked"),
+                    Err(e) => debug!(error = %e, "link task cancelled"),
+                },
+            }
         }
+        info!(links = watched.len(), "shutting down");
+        drop(advertising);
+        drop(app);
+        tasks.shutdown().await;
+        // Like an ESP device stopping its BLE stack: the links end with the service.
+        let mut disconnects = JoinSet::new();
+        for peer in watched {
+            disconnects.spawn(disconnect(adapter.clone(), peer).in_current_span());
+        }
+        while disconnects.join_next().await.is_some() {}
+        device.unlink_all();
+        info!("stopped");
     }
-    info!(links = watched.len(), "shutting down");
-    drop(advertising);
-    drop(app);
-    tasks.shutdown().await;
-    // Like an ESP device stopping its BLE stack: the links end with the service.
-    let mut disconnects = JoinSet::new();
-    for peer in watched {
-        disconnects.spawn(disconnect(adapter.clone(), peer).in_current_span());
-    }
-    while disconnects.join_next().await.is_some() {}
-    device.unlink_all();
-    info!("stopped");
-    Ok(())
 }
 
 /// The GATT application: one primary service, one characteristic per endpoint protocomm has, in ESP's order.

@@ -69,6 +69,9 @@ pub(crate) struct GlobalArgs {
     /// connection.
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) ble: Option<String>,
+    /// The Bluetooth adapter for --ble [default: BlueZ's default adapter].
+    #[arg(long, global = true, value_name = "hciN", requires = "ble")]
+    pub(crate) ble_adapter: Option<String>,
     /// Security scheme: 0, 1 or 2 [default: from proto-ver: no_sec → 0, else sec_ver, else 1].
     #[arg(long, global = true, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
     pub(crate) security: Option<u8>,

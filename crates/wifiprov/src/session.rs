@@ -29,8 +29,14 @@ pub(crate) const DEFAULT_USERNAME: &str = "wifiprov";
 pub(crate) enum Target {
     /// HTTP (SoftAP provisioning) at `host:port`.
     Http(String),
-    /// BLE: the name the device advertises (ESP: `PROV_` and three bytes of its MAC).
-    Ble(String),
+    /// BLE: the name the device advertises (ESP: `PROV_` and three bytes of its MAC), found through `adapter`
+    /// (BlueZ's default adapter when `None`).
+    Ble {
+        /// The advertised name.
+        name: String,
+        /// The local Bluetooth adapter (`hci1`).
+        adapter: Option<String>,
+    },
 }
 
 impl Target {
@@ -63,19 +69,20 @@ impl Target {
         Ok(Self::Http(address))
     }
 
-    /// `--ble NAME`: the device advertising `name`.
-    pub(crate) fn ble(name: &str) -> anyhow::Result<Self> {
+    /// `--ble NAME [--ble-adapter hciN]`: the device advertising `name`.
+    pub(crate) fn ble(name: &str, adapter: Option<&str>) -> anyhow::Result<Self> {
         if name.is_empty() {
             return Err(classified(Code::Usage, "the BLE device name is empty"));
         }
-        Ok(Self::Ble(name.to_owned()))
+        Ok(Self::Ble { name: name.to_owned(), adapter: adapter.map(str::to_owned) })
     }
 
     /// The option that names this device, for hints: `--device 192.168.4.1:80`, `--ble PROV_1A2B3C`.
     pub(crate) fn option(&self) -> String {
         match self {
             Self::Http(address) => format!("--device {address}"),
-            Self::Ble(name) => format!("--ble {name}"),
+            Self::Ble { name, adapter: None } => format!("--ble {name}"),
+            Self::Ble { name, adapter: Some(adapter) } => format!("--ble {name} --ble-adapter {adapter}"),
         }
     }
 }
@@ -84,7 +91,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Http(address) => f.write_str(address),
-            Self::Ble(name) => f.write_str(name),
+            Self::Ble { name, .. } => f.write_str(name),
         }
     }
 }
@@ -106,8 +113,9 @@ impl Link {
                 config.connect_timeout = connect_timeout;
                 Ok(HttpClient::connect_with(address.as_str(), config).await.map(Self::Http)?)
             }
-            Target::Ble(name) => {
+            Target::Ble { name, adapter } => {
                 let mut config = BleClientConfig::default();
+                config.adapter = adapter.clone();
                 config.discovery_timeout = connect_timeout;
                 config.connect_timeout = connect_timeout;
                 Ok(BleClient::connect(name, config).await.map(Self::Ble)?)
@@ -346,12 +354,13 @@ mod tests {
 
     #[test]
     fn ble_devices_are_named_by_their_advertised_name() {
-        let ble = Target::ble("PROV_1A2B3C").unwrap();
-        assert_eq!(ble, Target::Ble("PROV_1A2B3C".into()));
+        let ble = Target::ble("PROV_1A2B3C", None).unwrap();
+        assert_eq!(ble, Target::Ble { name: "PROV_1A2B3C".into(), adapter: None });
         assert_eq!(ble.to_string(), "PROV_1A2B3C");
         assert_eq!(ble.option(), "--ble PROV_1A2B3C");
+        assert_eq!(Target::ble("PROV_1", Some("hci1")).unwrap().option(), "--ble PROV_1 --ble-adapter hci1");
         assert_eq!(Target::parse("192.168.4.1").unwrap().option(), "--device 192.168.4.1:80");
-        assert!(Target::ble("").is_err());
+        assert!(Target::ble("", None).is_err());
     }
 
     #[test]

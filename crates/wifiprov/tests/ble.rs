@@ -1,38 +1,38 @@
 //! `wifiprov --ble NAME …` end to end over BlueZoo (a user-space mock of BlueZ) on a private D-Bus daemon: the
-//! device is wifiprov-transport-ble's device half serving a protocomm instance (security 2, a small `prov-scan`
-//! with fixed results, an echo endpoint) on adapter `hci1`, and the binary finds it from the default adapter,
-//! `hci0`.
+//! device is wifiprovd's provisioning service (security 2, the fast simulated radio, a custom endpoint) serving
+//! BLE on adapter `hci1`, and the binary finds it from the default adapter, `hci0`, or from `hci2`.
 //!
-//! A test binary of its own, with its own `main`: the device half must reach the private bus through
+//! A test binary of its own, with its own `main`: the device must reach the private bus through
 //! `DBUS_SYSTEM_BUS_ADDRESS`, which a process may not set for itself without `unsafe`, so it runs as a child
 //! process of this binary in the role `main` reads from the environment (see `wifiprov_testkit::harness`).
-//! BlueZoo cannot connect the same two adapters twice, so every run of the binary gets a fresh BlueZoo.
+//! BlueZoo cannot connect the same two adapters twice, so each test gets a fresh BlueZoo and each run of the
+//! binary in a test comes from another adapter.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wifiprov_proto::endpoint::{HandlerError, Protocomm, SessionId, SessionLimits, names};
-use wifiprov_proto::messages::scan::{self, ScanEntry};
-use wifiprov_proto::messages::{AuthMode, Status};
-use wifiprov_proto::rng::OsRandom;
+use wifiprov_manager::{AutoStop, ManagerConfig};
+use wifiprov_proto::endpoint::{HandlerError, SessionId};
 use wifiprov_proto::secret::Password;
 use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
-use wifiprov_proto::version::{ProvInfo, VersionInfo};
-use wifiprov_testkit::SeededRandom;
+use wifiprov_store::NetworkStore;
 use wifiprov_testkit::bluezoo::{Bluezoo, adapter_address};
 use wifiprov_testkit::harness::{self, ROLE_VAR};
 use wifiprov_testkit::process::{Process, Stream};
-use wifiprov_transport_ble::{BleConfig, Device, bluer, serve};
+use wifiprov_testkit::{FAST_SCENARIO, SeededRandom};
+use wifiprov_transport_ble::{BleConfig, bluer};
+use wifiprovd::service::{BleTransport, ProvisioningService, ServiceConfig, Transport};
 
 const NAME: &str = "PROV_C11B1E";
 const USER: &str = "wifiprov";
 const PASSWORD: &str = "cli-ble-pw-93k";
-/// The device's adapter; the binary uses the default one, `hci0`.
+/// The device's adapter; the binary uses the default one, `hci0`, or `hci2`.
 const DEVICE_ADAPTER: &str = "hci1";
-/// More than one BLE scan page (4 entries), so paging is exercised.
-const NETWORKS: usize = 6;
+/// A network of the fast scenario, and its passphrase.
+const SSID: &str = "home";
+const PASSPHRASE: &str = "correct-horse";
 
 fn main() -> ExitCode {
     match harness::role().as_deref() {
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             ("caps_json", caps_json),
             ("scan_json_pages_over_ble", scan_json_pages_over_ble),
             ("custom_endpoint", custom_endpoint),
+            ("provision_then_list_networks_from_another_adapter", provision_then_list_networks_from_another_adapter),
             ("wrong_password_is_a_security_failure", wrong_password_is_a_security_failure),
             ("no_such_device_is_a_transport_failure", no_such_device_is_a_transport_failure),
         ]),
@@ -52,7 +53,8 @@ fn main() -> ExitCode {
 // Tests (the parent process)
 
 fn caps_json() {
-    let run = Run::against_device(&["caps", "--json"]);
+    let bench = Bench::start(2);
+    let run = bench.wifiprov(0, &["caps", "--json"]);
     run.expect(0);
     let json = run.json();
     assert_eq!(json["ok"], true, "{run}");
@@ -63,106 +65,138 @@ fn caps_json() {
 }
 
 fn scan_json_pages_over_ble() {
-    let run = Run::against_device(&["--sec2-username", USER, "--sec2-password", PASSWORD, "scan", "--json"]);
+    let bench = Bench::start(2);
+    let run = bench.wifiprov(0, &[&creds(), &["scan", "--json"][..]].concat());
     run.expect(0);
     let json = run.json();
     let networks = json["networks"].as_array().unwrap();
-    assert_eq!(networks.len(), NETWORKS, "{run}");
-    let rssi: Vec<i64> = networks.iter().map(|n| n["rssi"].as_i64().unwrap()).collect();
-    assert!(rssi.windows(2).all(|w| w[0] >= w[1]), "strongest first: {rssi:?}");
-    assert_eq!(networks[0]["ssid"], "ble-net-5");
-    // Six entries in pages of four: two result requests after start and status.
-    let results = run.device.output(Stream::Stderr).matches("endpoint=prov-scan").count();
+    // The fast scenario: five visible networks, one hidden.
+    let ssids: Vec<&str> = networks.iter().map(|n| n["ssid"].as_str().unwrap()).collect();
+    assert_eq!(ssids, ["home", "office", "flaky", "cafe", "attic"], "strongest first\n{run}");
+    // Five entries in pages of four: start, status, and two result pages.
+    let results = bench.device.output(Stream::Stderr).matches("endpoint=prov-scan").count();
     assert!(results >= 4, "start, status and two result pages expected\n{run}");
 }
 
 fn custom_endpoint() {
-    let run = Run::against_device(&[
-        "--sec2-username",
-        USER,
-        "--sec2-password",
-        PASSWORD,
-        "custom",
-        "custom-data",
-        "hello over ble",
-        "--json",
-    ]);
+    let bench = Bench::start(2);
+    let run = bench.wifiprov(0, &[&creds(), &["custom", "custom-data", "hello over ble", "--json"][..]].concat());
     run.expect(0);
     assert_eq!(run.json()["reply"], "got:hello over ble", "{run}");
 }
 
+fn provision_then_list_networks_from_another_adapter() {
+    let bench = Bench::start(3);
+    let provision = ["provision", "--ssid", SSID, "--passphrase", PASSPHRASE, "--json"];
+    let run = bench.wifiprov(0, &[&creds(), &provision[..]].concat());
+    run.expect(0);
+    let json = run.json();
+    assert_eq!(json["outcome"], "connected", "{run}");
+    assert_eq!(json["ssid"], SSID, "{run}");
+    assert!(!run.to_string().contains(PASSPHRASE), "the passphrase shows up in the output\n{run}");
+    // A second client, on a link of its own: the network was saved.
+    let run = bench.wifiprov(2, &[&creds(), &["--ble-adapter", "hci2", "networks", "list", "--json"][..]].concat());
+    run.expect(0);
+    let saved = run.json()["networks"].as_array().unwrap().clone();
+    assert_eq!(saved.len(), 1, "{run}");
+    assert_eq!(saved[0]["ssid"], SSID, "{run}");
+    assert_eq!(saved[0]["connected"], true, "{run}");
+}
+
 fn wrong_password_is_a_security_failure() {
-    let run = Run::against_device(&["--sec2-username", USER, "--sec2-password", "wrong-password", "status"]);
+    let bench = Bench::start(3);
+    let run = bench.wifiprov(0, &["--sec2-username", USER, "--sec2-password", "wrong-password", "status"]);
     run.expect(4);
     assert!(run.stderr.contains("the device refused the security 2 handshake"), "{run}");
+    // The device goes on serving the next client (from another adapter: see the file's documentation).
+    let run = bench.wifiprov(2, &[&creds(), &["--ble-adapter", "hci2", "status", "--json"][..]].concat());
+    run.expect(0);
 }
 
 fn no_such_device_is_a_transport_failure() {
     let zoo = Bluezoo::start(2);
-    let run = Run::wifiprov(&zoo, &["--ble", "PROV_ABSENT", "--connect-timeout", "2", "caps", "--json"]);
+    let run = wifiprov(&zoo, &["--ble", "PROV_ABSENT", "--connect-timeout", "2", "caps", "--json"]);
     run.expect(3);
     let message = run.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains(r#"no device named "PROV_ABSENT" advertising found within 2"#), "{message}");
 }
 
-/// One run of the binary, with what it printed, and the device it ran against.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    device: Process,
-    // Dropped last: the device's bus.
-    _zoo: Bluezoo,
+fn creds() -> Vec<&'static str> {
+    vec!["--sec2-username", USER, "--sec2-password", PASSWORD]
 }
 
-impl Run {
-    /// A fresh BlueZoo and device, then `wifiprov --ble NAME ARGS`; checks that the binary ended its link.
-    fn against_device(args: &[&str]) -> Self {
-        let zoo = Bluezoo::start(2);
-        let device = device(&zoo);
+/// A BlueZoo with the device serving on [`DEVICE_ADAPTER`].
+struct Bench {
+    device: Process,
+    // Dropped last: the device's bus.
+    zoo: Bluezoo,
+}
+
+impl Bench {
+    /// A fresh BlueZoo with `adapters` adapters and the device on `hci1`, advertising.
+    fn start(adapters: usize) -> Self {
+        let zoo = Bluezoo::start(adapters);
+        let mut command = zoo.command(std::env::current_exe().unwrap());
+        command
+            .env(ROLE_VAR, "device")
+            .env("RUST_LOG", "wifiprov_transport_ble=debug,wifiprovd=info,warn")
+            .env("RUST_BACKTRACE", "1");
+        let device = Process::spawn("device", command);
+        // Advertising once this is logged, so the binary's scan finds it at once.
+        let up =
+            device.wait_for_line(Stream::Stderr, Duration::from_secs(30), |l| l.contains("serving protocomm over ble"));
+        assert!(up.is_some(), "the device did not start\n{device}{}", zoo.log());
+        Self { device, zoo }
+    }
+
+    /// `wifiprov --ble NAME ARGS` from adapter `hci{adapter}` (the default adapter unless ARGS name another);
+    /// checks that the binary ended its link and printed no secret.
+    fn wifiprov(&self, adapter: usize, args: &[&str]) -> Run {
         let mut all = vec!["--ble", NAME];
         all.extend_from_slice(args);
-        let run = Self::wifiprov(&zoo, &all);
+        // Lines logged before this run must not satisfy the wait below.
+        let before = self.device.output(Stream::Stderr).matches(&self.closed(adapter)).count();
+        let output = wifiprov(&self.zoo, &all);
         // The binary disconnects before it exits (BlueZ would keep the link up otherwise); the device notices
         // and closes the link's session.
-        let closed = format!("link closed peer={}", adapter_address(0));
-        let seen = device.wait_for_line(Stream::Stderr, Duration::from_secs(10), |l| l.contains(&closed));
-        let run = Self { code: run.code, stdout: run.stdout, stderr: run.stderr, device, _zoo: zoo };
-        assert!(seen.is_some(), "the binary left its BLE link up\n{run}");
+        let closed = self.closed(adapter);
+        let seen = (0..100).any(|_| {
+            let now = self.device.output(Stream::Stderr).matches(&closed).count();
+            now > before || {
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+        });
+        let run = Run { output, device: self.device.to_string() };
+        assert!(seen, "the binary left its BLE link up\n{run}");
         assert!(!run.to_string().contains(PASSWORD), "the password shows up in the output\n{run}");
         run
     }
 
-    /// `wifiprov ARGS` on `zoo`'s bus, with no wifiprov settings from the environment.
-    fn wifiprov(zoo: &Bluezoo, args: &[&str]) -> Output {
-        let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprov"));
-        command.args(args);
-        for var in ["WIFIPROV_DEVICE", "WIFIPROV_POP", "WIFIPROV_SEC2_USERNAME", "WIFIPROV_SEC2_PASSWORD", "RUST_LOG"] {
-            command.env_remove(var);
-        }
-        let mut process = Process::spawn("wifiprov", command);
-        process.close_stdin();
-        let status = process.wait(Duration::from_secs(60));
-        let Some(status) = status else {
-            process.kill();
-            panic!("wifiprov did not finish in time\n{process}\n{}", zoo.log());
-        };
-        Output {
-            code: status.code().unwrap_or(-1),
-            stdout: process.output(Stream::Stdout),
-            stderr: process.output(Stream::Stderr),
-        }
+    fn closed(&self, adapter: usize) -> String {
+        format!("link closed peer={}", adapter_address(adapter))
     }
+}
 
-    fn expect(&self, code: i32) {
-        assert_eq!(self.code, code, "exit code\n{self}");
+/// One run of the binary, with the device's log at its end.
+struct Run {
+    output: Output,
+    device: String,
+}
+
+impl std::ops::Deref for Run {
+    type Target = Output;
+
+    fn deref(&self) -> &Output {
+        &self.output
     }
+}
 
-    /// Stdout as exactly one JSON object.
-    fn json(&self) -> serde_json::Value {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "--json prints exactly one line\n{self}");
-        serde_json::from_str(lines[0]).unwrap()
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Output { code, stdout, stderr } = &self.output;
+        writeln!(f, "--- wifiprov exited {code}; stdout:\n{stdout}--- stderr:\n{stderr}")?;
+        write!(f, "{}", self.device)
     }
 }
 
@@ -178,33 +212,39 @@ impl Output {
         assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
     }
 
+    /// Stdout as exactly one JSON object.
     fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim()).unwrap()
+        let lines: Vec<&str> = self.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "--json prints exactly one line; stdout:\n{}", self.stdout);
+        serde_json::from_str(lines[0]).unwrap()
     }
 }
 
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "--- wifiprov exited {}; stdout:\n{}--- stderr:\n{}", self.code, self.stdout, self.stderr)?;
-        write!(f, "{}", self.device)
+/// `wifiprov ARGS` on `zoo`'s bus, with no wifiprov settings from the environment.
+fn wifiprov(zoo: &Bluezoo, args: &[&str]) -> Output {
+    let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprov"));
+    command.args(args);
+    for var in ["WIFIPROV_DEVICE", "WIFIPROV_POP", "WIFIPROV_SEC2_USERNAME", "WIFIPROV_SEC2_PASSWORD", "RUST_LOG"] {
+        command.env_remove(var);
     }
-}
-
-/// Starts this binary as the device on [`DEVICE_ADAPTER`] and waits until it serves.
-fn device(zoo: &Bluezoo) -> Process {
-    let mut command = zoo.command(std::env::current_exe().unwrap());
-    command.env(ROLE_VAR, "device").env("RUST_LOG", "wifiprov_transport_ble=debug,warn").env("RUST_BACKTRACE", "1");
-    let device = Process::spawn("device", command);
-    // Advertising once this is logged, so the binary's scan finds it at once.
-    let up =
-        device.wait_for_line(Stream::Stderr, Duration::from_secs(30), |l| l.contains("serving protocomm over ble"));
-    assert!(up.is_some(), "the device did not start\n{device}{}", zoo.log());
-    device
+    let mut process = Process::spawn("wifiprov", command);
+    process.close_stdin();
+    let status = process.wait(Duration::from_secs(60));
+    let Some(status) = status else {
+        process.kill();
+        panic!("wifiprov did not finish in time\n{process}\n{}", zoo.log());
+    };
+    Output {
+        code: status.code().unwrap_or(-1),
+        stdout: process.output(Stream::Stdout),
+        stderr: process.output(Stream::Stderr),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // The device role (a child process)
 
+/// wifiprovd's provisioning service over BLE on [`DEVICE_ADAPTER`], until the test closes stdin.
 fn device_role() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -213,57 +253,27 @@ fn device_role() -> ExitCode {
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
+        let state_dir = tempfile::tempdir().unwrap();
+        let radio = wifiprov_backend_sim::SimRadio::from_toml_str(FAST_SCENARIO).unwrap();
+        // Provisioning stays open after success, so that a second client can list the saved networks.
+        let manager =
+            ManagerConfig { connect_delay: Duration::ZERO, auto_stop: AutoStop::Disabled, ..ManagerConfig::default() };
+        let config = ServiceConfig { manager, ..ServiceConfig::default() };
+        let service = ProvisioningService::new(config, Arc::new(radio), NetworkStore::open(state_dir.path())).unwrap();
+        service.create_endpoint("custom-data").unwrap();
         let session = bluer::Session::new().await.unwrap();
-        let adapter = session.adapter(DEVICE_ADAPTER).unwrap();
-        let device = Arc::new(Device::new(protocomm(), Box::new(OsRandom), BleConfig::new(NAME)));
-        // Serves until the test closes stdin (or kills the process).
-        let stdin_closed = async {
-            let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
-        };
-        serve(&adapter, device, stdin_closed).await.unwrap();
+        let ble = BleTransport { adapter: session.adapter(DEVICE_ADAPTER).unwrap(), config: BleConfig::new(NAME) };
+        service.start_provisioning(security(), Transport::Ble(ble)).await.unwrap();
+        let echo = |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok([b"got:", request].concat()) };
+        service.register_endpoint("custom-data", Arc::new(echo)).unwrap();
+        let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
+        service.deinit().await;
     });
     ExitCode::SUCCESS
 }
 
-/// wifiprovd's endpoints in its order, with stand-ins for the manager's: `prov-scan` answers from a fixed list,
-/// `prov-config` refuses everything (these tests do not provision).
-fn protocomm() -> Protocomm {
+fn security() -> DeviceSecurity {
     let creds =
         generate_salt_verifier(USER.as_bytes(), &Password::from(PASSWORD), 16, &mut SeededRandom::new(2)).unwrap();
-    let security =
-        DeviceSecurity::sec2(Arc::new(Sec2Verifier::new(&creds.salt, &creds.verifier).unwrap()), Sec2Patch::Counter);
-    let version = VersionInfo { app_info: Vec::new(), prov: Some(ProvInfo::for_device(&security)) }.to_cjson();
-    let refuse = |_: SessionId, _: &[u8]| -> Result<Vec<u8>, HandlerError> { Err(HandlerError::Rejected("no".into())) };
-    let echo = |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok([b"got:", request].concat()) };
-    let mut protocomm = Protocomm::new(SessionLimits::default());
-    protocomm.add_endpoint(names::PROV_SCAN, Arc::new(scan_handler)).unwrap();
-    protocomm.set_security(names::PROV_SESSION, security).unwrap();
-    protocomm.add_endpoint(names::PROV_CONFIG, Arc::new(refuse)).unwrap();
-    protocomm.set_version(names::PROTO_VER, version).unwrap();
-    protocomm.add_endpoint("custom-data", Arc::new(echo)).unwrap();
-    protocomm
-}
-
-/// A device that has always just finished scanning: [`NETWORKS`] networks, weakest first.
-fn scan_handler(_: SessionId, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
-    let entries: Vec<ScanEntry> = (0..NETWORKS)
-        .map(|i| ScanEntry {
-            ssid: format!("ble-net-{i}").into_bytes(),
-            channel: 1 + i as u32,
-            rssi: -80 + 5 * i as i32,
-            bssid: vec![0x02, 0, 0, 0, 0x10, i as u8],
-            auth: AuthMode::Wpa2Psk,
-        })
-        .collect();
-    let response = match scan::Request::decode(request).map_err(|e| HandlerError::Malformed(Box::new(e)))? {
-        scan::Request::Start { .. } => scan::Response::Start { status: Status::Success },
-        scan::Request::Status => {
-            scan::Response::Status { status: Status::Success, finished: true, result_count: NETWORKS as u32 }
-        }
-        scan::Request::Result { start_index, count } => {
-            let page = entries.iter().skip(start_index as usize).take(count as usize).cloned().collect();
-            scan::Response::Result { status: Status::Success, entries: page }
-        }
-    };
-    Ok(response.encode())
+    DeviceSecurity::sec2(Arc::new(Sec2Verifier::new(&creds.salt, &creds.verifier).unwrap()), Sec2Patch::Counter)
 }

@@ -108,7 +108,7 @@ impl Daemon {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        service.start_provisioning(security.clone(), Transport::Http(listener)).unwrap();
+        service.start_provisioning(security.clone(), Transport::Http(listener)).await.unwrap();
         if custom {
             let handler = |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
                 Ok([b"got:".as_slice(), request].concat())

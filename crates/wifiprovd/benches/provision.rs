@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
         .expect("service");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        service.start_provisioning(security(), Transport::Http(listener)).expect("start");
+        service.start_provisioning(security(), Transport::Http(listener)).await.expect("start");
         (service, addr)
     });
 

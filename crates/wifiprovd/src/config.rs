@@ -17,8 +17,12 @@ use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier, generate
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The provisioning transport: `http` (SoftAP provisioning, or any IP interface) or `ble`.
+    pub transport: Option<String>,
     /// Address and port of the HTTP transport.
     pub listen: Option<SocketAddr>,
+    /// The Bluetooth adapter of the BLE transport (`hci0`); BlueZ's default adapter when absent.
+    pub ble_adapter: Option<String>,
     /// Security scheme, 0, 1 or 2.
     pub security: Option<u8>,
     /// Security 1 proof of possession.
@@ -86,7 +90,9 @@ impl RawConfig {
             ($($field:ident),*) => { Self { $($field: overrides.$field.or(self.$field)),* } };
         }
         pick!(
+            transport,
             listen,
+            ble_adapter,
             security,
             pop,
             sec2_username,
@@ -172,8 +178,22 @@ pub enum Credentials {
     },
 }
 
+/// Which transport provisioning is served on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportChoice {
+    /// HTTP on [`DaemonConfig::listen`].
+    Http,
+    /// BLE GATT through BlueZ, advertising [`DaemonConfig::service_name`].
+    Ble {
+        /// The adapter; BlueZ's default adapter when `None`.
+        adapter: Option<String>,
+    },
+}
+
 /// A validated configuration.
 pub struct DaemonConfig {
+    /// The provisioning transport.
+    pub transport: TransportChoice,
     /// HTTP address.
     pub listen: SocketAddr,
     /// The security scheme with its credentials.
@@ -223,9 +243,21 @@ impl DaemonConfig {
             2 => sec2(&raw, patch, rng)?,
             other => return Err(invalid("security", format!("{other} is not 0, 1 or 2"))),
         };
+        let transport = match raw.transport.as_deref().unwrap_or("http") {
+            "http" => TransportChoice::Http,
+            "ble" => TransportChoice::Ble { adapter: raw.ble_adapter.clone() },
+            other => return Err(invalid("transport", format!("unknown transport {other:?} (available: http, ble)"))),
+        };
         let service_name = raw.service_name.unwrap_or_else(default_service_name);
         if service_name.is_empty() || service_name.len() > 32 {
             return Err(invalid("service_name", "must be 1 to 32 bytes"));
+        }
+        if matches!(transport, TransportChoice::Ble { .. }) && service_name.len() > wifiprov_transport_ble::MAX_NAME_LEN
+        {
+            return Err(invalid(
+                "service_name",
+                format!("must be at most {} bytes to be advertised over BLE", wifiprov_transport_ble::MAX_NAME_LEN),
+            ));
         }
         if let Some(backend) = raw.backend.as_deref()
             && backend != "sim"
@@ -269,6 +301,7 @@ impl DaemonConfig {
             return Err(invalid("max_sessions", "must be at least 1"));
         }
         Ok(Self {
+            transport,
             listen: raw
                 .listen
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)))),
@@ -392,6 +425,15 @@ mod tests {
             (RawConfig { security: Some(3), ..RawConfig::default() }, "security"),
             (RawConfig { sec2_patch: Some(2), ..RawConfig::default() }, "sec2_patch"),
             (RawConfig { backend: Some("nm".into()), ..RawConfig::default() }, "backend"),
+            (RawConfig { transport: Some("softap".into()), ..RawConfig::default() }, "transport"),
+            (
+                RawConfig {
+                    transport: Some("ble".into()),
+                    service_name: Some("PROV_a-name-too-long-to-advertise".into()),
+                    ..RawConfig::default()
+                },
+                "service_name",
+            ),
             (RawConfig { sec2_salt: Some("00".into()), ..RawConfig::default() }, "sec2_salt"),
             (
                 RawConfig {
@@ -411,6 +453,15 @@ mod tests {
             }
         }
         assert!(toml::from_str::<RawConfig>("lisen = \"x\"").is_err(), "typos are errors");
+    }
+
+    #[test]
+    fn ble_is_chosen_with_its_adapter() {
+        let file: RawConfig = toml::from_str("transport = \"ble\"\nble_adapter = \"hci1\"").unwrap();
+        let config = DaemonConfig::validate(file, &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.transport, TransportChoice::Ble { adapter: Some("hci1".into()) });
+        let config = DaemonConfig::validate(RawConfig::default(), &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.transport, TransportChoice::Http);
     }
 
     #[test]

@@ -13,19 +13,22 @@ use wifiprov_manager::Event;
 use wifiprov_proto::endpoint::SessionLimits;
 use wifiprov_proto::rng::OsRandom;
 use wifiprov_store::NetworkStore;
-use wifiprovd::config::{Credentials, DaemonConfig, RawConfig};
+use wifiprov_transport_ble::{BleConfig, bluer};
+use wifiprovd::config::{Credentials, DaemonConfig, RawConfig, TransportChoice};
 use wifiprovd::mdns::{MdnsAdvertiser, MdnsConfig};
 use wifiprovd::qr::{QrPayload, QrTransport};
-use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
+use wifiprovd::service::{BleTransport, Fallback, ProvisioningService, ServiceConfig, Transport};
 
 /// ESP-compatible Wi-Fi provisioning for Linux devices.
 ///
 /// Serves Espressif's unified provisioning protocol (esp_prov, the ESP SoftAP/BLE provisioning apps, and
-/// wifiprov) over HTTP, on a simulated radio by default. Settings come from --config FILE and flags; flags win.
+/// wifiprov) over HTTP or BLE, on a simulated radio by default. Settings come from --config FILE and flags;
+/// flags win.
 ///
 /// Examples:
 ///   wifiprovd                                   security 2 with a generated password, on 127.0.0.1:8080
 ///   wifiprovd --security 1 --pop abcd1234       security 1 with a proof of possession
+///   wifiprovd --transport ble                   over BLE through BlueZ, advertising PROV_xxxxxx
 ///   wifiprovd --listen 0.0.0.0:80 --state-dir /var/lib/wifiprov --config /etc/wifiprov/wifiprovd.toml
 ///
 /// Passwords and PoPs given as flags are visible in the process list; prefer the config file (mode 0600)
@@ -36,6 +39,12 @@ struct Flags {
     /// TOML configuration file (same keys as the flags, with underscores).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Provisioning transport: http (SoftAP provisioning) or ble (BLE GATT through BlueZ) [default: http].
+    #[arg(long, value_name = "http|ble")]
+    transport: Option<String>,
+    /// Bluetooth adapter for --transport ble [default: BlueZ's default adapter].
+    #[arg(long, value_name = "hciN")]
+    ble_adapter: Option<String>,
     /// Address and port to serve HTTP on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<std::net::SocketAddr>,
@@ -60,7 +69,8 @@ struct Flags {
     /// Security 2 nonce rule: 1 (current ESP) or 0 (firmware before 2025) [default: 1].
     #[arg(long, value_name = "0|1")]
     sec2_patch: Option<u8>,
-    /// Device name shown to apps and in the QR code [default: PROV_ and 6 hex digits of the machine id].
+    /// Device name shown to apps, advertised over BLE and in the QR code [default: PROV_ and 6 hex digits of
+    /// the machine id].
     #[arg(long, value_name = "NAME")]
     service_name: Option<String>,
     /// SoftAP passphrase to show with the device name.
@@ -113,7 +123,9 @@ struct Flags {
 impl Flags {
     fn into_raw(self) -> (Option<PathBuf>, RawConfig) {
         let raw = RawConfig {
+            transport: self.transport,
             listen: self.listen,
+            ble_adapter: self.ble_adapter,
             security: self.security,
             pop: self.pop,
             sec2_username: self.sec2_username,
@@ -189,21 +201,37 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let service = ProvisioningService::new(service_config, backend, store).context("cannot load the saved networks")?;
     let mut events = service.subscribe();
 
+    let ble = match &config.transport {
+        TransportChoice::Http => None,
+        TransportChoice::Ble { adapter } => Some(ble_transport(&config, adapter.as_deref()).await?),
+    };
     let mut mdns = None;
     if service.start_policy() && !config.always_provision {
         // Provisioning opens by itself if none of them works (unless --no-reopen).
         tracing::info!(saved = service.networks().len(), "trying the saved networks");
-        service.set_fallback(config.security.clone(), config.listen);
+        let fallback = match &ble {
+            Some(ble) => Fallback::Ble(ble.clone()),
+            None => Fallback::Http(config.listen),
+        };
+        service.set_fallback(config.security.clone(), fallback);
     } else {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        service.start_provisioning(config.security.clone(), Transport::Http(listener))?;
-        let address = service.local_addr().context("the transport did not start")?;
-        mdns = advertise(&config, address)?;
-        print_banner(&config, address);
+        let transport = match ble {
+            Some(ble) => Transport::Ble(ble),
+            None => Transport::Http(
+                tokio::net::TcpListener::bind(config.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.listen))?,
+            ),
+        };
+        service.start_provisioning(config.security.clone(), transport).await?;
+        if let Some(address) = service.local_addr() {
+            mdns = advertise(&config, address)?;
+        }
+        print_banner(&config, service.local_addr());
     }
 
+    // Set between the policy's reopen and the Start event that follows it.
+    let mut reopened = false;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
     loop {
@@ -214,15 +242,17 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
                 Ok(Event::CredSuccess(link)) => {
                     tracing::info!(ssid = %link.ssid, ip = %link.ip4, bssid = %link.bssid, "provisioned");
                 }
-                Ok(Event::Start) => {
+                Ok(Event::ProvisioningReopened) => reopened = true,
+                Ok(Event::Start) if reopened => {
+                    reopened = false;
                     // Provisioning reopened by the connection policy: advertise and show how to reach it again.
                     if let Some(address) = service.local_addr() && mdns.is_none() {
                         match advertise(&config, address) {
                             Ok(advertiser) => mdns = advertiser,
                             Err(error) => tracing::warn!(error = %format!("{error:#}"), "mDNS"),
                         }
-                        print_banner(&config, address);
                     }
+                    print_banner(&config, service.local_addr());
                 }
                 Ok(Event::End) => {
                     tracing::info!("provisioning ended; the device stays on its network");
@@ -237,6 +267,19 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     stop_mdns(mdns.take()).await;
     service.deinit().await;
     Ok(())
+}
+
+/// The BlueZ adapter to serve BLE on, found before anything starts so that a missing adapter or an unreachable
+/// BlueZ is a clear error at start.
+async fn ble_transport(config: &DaemonConfig, adapter: Option<&str>) -> anyhow::Result<BleTransport> {
+    let session = bluer::Session::new().await.context("cannot reach BlueZ on the system D-Bus")?;
+    let adapter = match adapter {
+        Some(name) => session.adapter(name).with_context(|| format!("no Bluetooth adapter {name}"))?,
+        None => session.default_adapter().await.context("no Bluetooth adapter")?,
+    };
+    // An adapter name that BlueZ does not know fails only here, on its first property read.
+    adapter.address().await.with_context(|| format!("cannot use Bluetooth adapter {}", adapter.name()))?;
+    Ok(BleTransport { adapter, config: BleConfig::new(config.service_name.clone()) })
 }
 
 /// Starts the mDNS advertisement when configured.
@@ -262,11 +305,22 @@ async fn stop_mdns(advertiser: Option<MdnsAdvertiser>) {
 }
 
 /// What a person needs at start: where to connect, how to authenticate, and a command line that works.
-fn print_banner(config: &DaemonConfig, address: std::net::SocketAddr) {
+/// `address` is the HTTP transport's; over BLE the device is reached by its name.
+fn print_banner(config: &DaemonConfig, address: Option<std::net::SocketAddr>) {
     let mut out = String::new();
     let security = config.security.version().number();
-    out.push_str(&format!("listening on {address}\n"));
-    out.push_str(&format!("device name {}, security {security}\n", config.service_name));
+    let name = &config.service_name;
+    let (ours_target, esp_target, qr_transport) = match address {
+        Some(address) => {
+            out.push_str(&format!("listening on {address}\n"));
+            (format!("--device {address}"), format!("--transport httpd --service_name {address}"), QrTransport::Softap)
+        }
+        None => {
+            out.push_str(&format!("advertising over BLE as {name}\n"));
+            (format!("--ble {name}"), format!("--transport ble --service_name {name}"), QrTransport::Ble)
+        }
+    };
+    out.push_str(&format!("device name {name}, security {security}\n"));
     let (esp, ours, qr_user, qr_secret) = match &config.credentials {
         Credentials::None => (String::new(), String::new(), None, None),
         Credentials::Pop(pop) => (format!(" --pop {pop}"), format!(" --pop {pop}"), None, Some(pop.as_str())),
@@ -285,7 +339,7 @@ fn print_banner(config: &DaemonConfig, address: std::net::SocketAddr) {
             )
         }
     };
-    let qr = QrPayload::new(&config.service_name, qr_user, qr_secret, QrTransport::Softap);
+    let qr = QrPayload::new(&config.service_name, qr_user, qr_secret, qr_transport);
     if let Some(rendered) = wifiprovd::qr::render(&qr) {
         out.push_str(&rendered);
         out.push('\n');
@@ -293,10 +347,10 @@ fn print_banner(config: &DaemonConfig, address: std::net::SocketAddr) {
     out.push_str(&format!("QR payload: {}\n", qr.to_json()));
     out.push_str("provision it with (the simulated radio has wifiprov-demo / wifiprov-demo-pass):\n");
     out.push_str(&format!(
-        "  wifiprov --device {address} --security {security}{ours} provision --ssid wifiprov-demo --passphrase wifiprov-demo-pass\n"
+        "  wifiprov {ours_target} --security {security}{ours} provision --ssid wifiprov-demo --passphrase wifiprov-demo-pass\n"
     ));
     out.push_str(&format!(
-        "  esp_prov.py --transport httpd --service_name {address} --sec_ver {security}{esp} --ssid wifiprov-demo --passphrase wifiprov-demo-pass\n"
+        "  esp_prov.py {esp_target} --sec_ver {security}{esp} --ssid wifiprov-demo --passphrase wifiprov-demo-pass\n"
     ));
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (daemon under a supervisor) must not stop the daemon.

@@ -8,7 +8,7 @@
 //! holding a lock the driver needs.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use wifiprov_proto::messages::{Status, config, ctrl, networks, scan};
 use wifiprov_proto::security::DeviceSecurity;
 use wifiprov_proto::version::{AppInfo, ProvInfo, VersionInfo};
 use wifiprov_store::{NetworkStore, StoreError};
+use wifiprov_transport_ble::BleConfig;
 
 /// How long a blocking ScanStart waits for the radio before answering with an error.
 const BLOCKING_SCAN_LIMIT: Duration = Duration::from_secs(30);
@@ -60,12 +61,37 @@ pub enum ServiceError {
     /// The listener address could not be read.
     #[error("listener address")]
     Listener(#[source] std::io::Error),
+    /// BlueZ refused the BLE service or its advertisement.
+    #[error("BLE transport")]
+    Ble(#[from] wifiprov_transport_ble::ServeError),
 }
 
-/// Where the transport serves. The caller binds it, so a bind failure is reported before anything starts.
+/// Where the transport serves. The caller binds the HTTP listener and [`ProvisioningService::start_provisioning`]
+/// registers the BLE service before anything else starts, so either failure leaves the service as it was.
+#[derive(Debug)]
 pub enum Transport {
     /// HTTP on an already bound listener (SoftAP or any IP interface).
     Http(tokio::net::TcpListener),
+    /// BLE GATT through BlueZ.
+    Ble(BleTransport),
+}
+
+/// A BlueZ adapter and what to advertise on it.
+#[derive(Debug, Clone)]
+pub struct BleTransport {
+    /// The adapter (`hci0`).
+    pub adapter: wifiprov_transport_ble::bluer::Adapter,
+    /// The advertised name and service UUID.
+    pub config: BleConfig,
+}
+
+/// Where provisioning reopens when the connection policy finds the device offline.
+#[derive(Debug, Clone)]
+pub enum Fallback {
+    /// HTTP on this address, bound again at each reopen.
+    Http(SocketAddr),
+    /// BLE, registered again at each reopen.
+    Ble(BleTransport),
 }
 
 /// The device side of provisioning. Cheap to clone; all clones drive the same service.
@@ -96,8 +122,8 @@ struct Inner {
     /// Signalled after each write.
     written_changed: Condvar,
     config: ServiceConfig,
-    /// How to reopen provisioning when the policy asks: the security and the address it last served on.
-    fallback: Mutex<Option<(DeviceSecurity, SocketAddr)>>,
+    /// How to reopen provisioning when the policy asks: the security and the transport it last served on.
+    fallback: Mutex<Option<(DeviceSecurity, Fallback)>>,
     app_info: Mutex<Vec<AppInfo>>,
     /// Custom endpoints in creation order, each with its handler once registered.
     custom: Mutex<Vec<CustomEndpoint>>,
@@ -105,6 +131,9 @@ struct Inner {
     /// Whether a transport serves; read by waiting handlers, which must not take `running` while holding the
     /// manager lock (`start_provisioning` takes them in the other order).
     serving: AtomicBool,
+    /// Counts transport stops, so that a BLE reopen still registering when the transport is stopped again
+    /// does not bring it back up.
+    stops: AtomicU64,
     /// The transport task after a stop, for [`ProvisioningService::wait`].
     stopped: Mutex<Option<JoinHandle<()>>>,
 }
@@ -119,10 +148,30 @@ struct Written {
 
 /// A started transport.
 struct Running {
-    address: SocketAddr,
-    device: Arc<wifiprov_transport_http::Device>,
+    served: Served,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: JoinHandle<()>,
+}
+
+/// What a started transport serves protocomm with.
+enum Served {
+    Http { address: SocketAddr, device: Arc<wifiprov_transport_http::Device> },
+    Ble { device: Arc<wifiprov_transport_ble::Device> },
+}
+
+impl Served {
+    fn with_protocomm<R>(&self, f: impl FnOnce(&mut Protocomm) -> R) -> R {
+        match self {
+            Self::Http { device, .. } => device.with_protocomm(f),
+            Self::Ble { device } => device.with_protocomm(f),
+        }
+    }
+}
+
+/// A transport ready to be launched: the HTTP listener bound, or the BLE service registered.
+enum Ready {
+    Http { listener: tokio::net::TcpListener, address: SocketAddr, device: Arc<wifiprov_transport_http::Device> },
+    Ble { registered: wifiprov_transport_ble::Registered, device: Arc<wifiprov_transport_ble::Device> },
 }
 
 fn now() -> Instant {
@@ -170,6 +219,7 @@ impl ProvisioningService {
             custom: Mutex::new(Vec::new()),
             running: Mutex::new(None),
             serving: AtomicBool::new(false),
+            stops: AtomicU64::new(0),
             stopped: Mutex::new(None),
         });
         let (guard, stop) = tokio::sync::oneshot::channel();
@@ -227,9 +277,9 @@ impl ProvisioningService {
                 .ok_or_else(|| ProtocommError::UnknownEndpoint(name.to_owned()))?;
             slot.1 = Some(handler.clone());
         }
-        // Lock order everywhere: running, then custom (start_provisioning holds running while reading custom).
+        // Lock order everywhere: running, then custom (`launch` holds running while reading custom).
         if let Some(running) = lock(&self.inner.running).as_ref() {
-            running.device.with_protocomm(|pc| pc.register_handler(name, handler))?;
+            running.served.with_protocomm(|pc| pc.register_handler(name, handler))?;
         }
         Ok(())
     }
@@ -258,14 +308,17 @@ impl ProvisioningService {
     }
 
     /// Where and how provisioning reopens when the policy finds the device offline; without this, a reopen
-    /// uses the security and address of the last [`ProvisioningService::start_provisioning`].
-    pub fn set_fallback(&self, security: DeviceSecurity, address: SocketAddr) {
-        *lock(&self.inner.fallback) = Some((security, address));
+    /// uses the security and transport of the last [`ProvisioningService::start_provisioning`].
+    pub fn set_fallback(&self, security: DeviceSecurity, transport: Fallback) {
+        *lock(&self.inner.fallback) = Some((security, transport));
     }
 
-    /// The address the provisioning transport serves on, while it runs.
+    /// The address the HTTP transport serves on, while it runs.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        lock(&self.inner.running).as_ref().map(|r| r.address)
+        match lock(&self.inner.running).as_ref().map(|r| &r.served) {
+            Some(Served::Http { address, .. }) => Some(*address),
+            Some(Served::Ble { .. }) | None => None,
+        }
     }
 
     /// Forgets every saved network and leaves the current one (`wifi_prov_mgr_reset_provisioning`).
@@ -274,18 +327,30 @@ impl ProvisioningService {
         self.inner.wake.notify_one();
     }
 
-    /// Starts provisioning with `security` on `transport`. Fails when already started.
-    pub fn start_provisioning(&self, security: DeviceSecurity, transport: Transport) -> Result<(), ServiceError> {
-        let mut running = lock(&self.inner.running);
-        if running.is_some() {
-            return Err(ManagerError::InvalidState { state: lock(&self.inner.manager).state() }.into());
+    /// Starts provisioning with `security` on `transport`. Fails when already started, or when BlueZ refuses
+    /// the BLE service; a failure changes nothing.
+    pub async fn start_provisioning(&self, security: DeviceSecurity, transport: Transport) -> Result<(), ServiceError> {
+        let invalid_state =
+            || ServiceError::from(ManagerError::InvalidState { state: lock(&self.inner.manager).state() });
+        if lock(&self.inner.running).is_some() {
+            return Err(invalid_state());
         }
-        let Transport::Http(listener) = transport;
-        let address = listener.local_addr().map_err(ServiceError::Listener)?;
         let protocomm = build_protocomm(&self.inner, security.clone())?;
+        let (ready, fallback) = match transport {
+            Transport::Http(listener) => {
+                let address = listener.local_addr().map_err(ServiceError::Listener)?;
+                (ready_http(&self.inner, protocomm, listener, address), Fallback::Http(address))
+            }
+            Transport::Ble(ble) => (ready_ble(protocomm, &ble).await?, Fallback::Ble(ble)),
+        };
+        let mut running = lock(&self.inner.running);
+        // Another start won while BlueZ registered ours; dropping `ready` withdraws it again.
+        if running.is_some() {
+            return Err(invalid_state());
+        }
         lock(&self.inner.manager).start()?;
-        *lock(&self.inner.fallback) = Some((security, address));
-        *running = Some(serve(&self.inner, protocomm, listener, address));
+        *lock(&self.inner.fallback) = Some((security, fallback));
+        *running = Some(launch(&self.inner, ready));
         drop(running);
         self.inner.wake.notify_one();
         Ok(())
@@ -388,46 +453,101 @@ fn build_protocomm(inner: &Arc<Inner>, security: DeviceSecurity) -> Result<Proto
     Ok(pc)
 }
 
-fn serve(inner: &Arc<Inner>, protocomm: Protocomm, listener: tokio::net::TcpListener, address: SocketAddr) -> Running {
-    let (shutdown, stop) = tokio::sync::oneshot::channel();
+fn ready_http(inner: &Inner, protocomm: Protocomm, listener: tokio::net::TcpListener, address: SocketAddr) -> Ready {
     let device = Arc::new(wifiprov_transport_http::Device::new(
         protocomm,
         Box::new(wifiprov_proto::rng::OsRandom),
         inner.config.http.clone(),
     ));
-    let serving = device.clone();
-    let task = tokio::spawn(async move {
-        if let Err(error) = wifiprov_transport_http::serve(listener, serving, async {
-            let _ = stop.await;
-        })
-        .await
-        {
-            tracing::error!(%error, "http transport failed");
-        }
-    });
-    tracing::info!(%address, "provisioning transport up");
-    inner.serving.store(true, Ordering::Release);
-    Running { address, device, shutdown, task }
+    Ready::Http { listener, address, device }
 }
 
-/// Brings the transport up again for the policy ([`Action::StartService`]), on the fallback address.
+/// Registers the BLE service with BlueZ; from here on it answers requests.
+async fn ready_ble(protocomm: Protocomm, ble: &BleTransport) -> Result<Ready, ServiceError> {
+    let device = Arc::new(wifiprov_transport_ble::Device::new(
+        protocomm,
+        Box::new(wifiprov_proto::rng::OsRandom),
+        ble.config.clone(),
+    ));
+    let registered = wifiprov_transport_ble::register(&ble.adapter, device.clone()).await?;
+    Ok(Ready::Ble { registered, device })
+}
+
+/// Runs a ready transport until its shutdown signal. Call with `running` locked, and store the result there.
+fn launch(inner: &Inner, ready: Ready) -> Running {
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async {
+        let _ = stop.await;
+    };
+    let (served, task) = match ready {
+        Ready::Http { listener, address, device } => {
+            let serving = device.clone();
+            let task = tokio::spawn(async move {
+                if let Err(error) = wifiprov_transport_http::serve(listener, serving, stopped).await {
+                    tracing::error!(%error, "http transport failed");
+                }
+            });
+            tracing::info!(%address, "provisioning transport up");
+            (Served::Http { address, device }, task)
+        }
+        Ready::Ble { registered, device } => {
+            tracing::info!(name = %device.config().name, "provisioning transport up (ble)");
+            (Served::Ble { device }, tokio::spawn(registered.run(stopped)))
+        }
+    };
+    // A handler registered while the transport was being made ready missed its protocomm instance.
+    for (name, handler) in lock(&inner.custom).iter() {
+        if let Some(handler) = handler {
+            let _ = served.with_protocomm(|pc| pc.register_handler(name, handler.clone()));
+        }
+    }
+    inner.serving.store(true, Ordering::Release);
+    Running { served, shutdown, task }
+}
+
+/// Brings the transport up again for the policy ([`Action::StartService`]), on the fallback transport.
 fn reopen(inner: &Arc<Inner>) -> Result<(), String> {
-    let Some((security, address)) = lock(&inner.fallback).clone() else {
-        return Err("no provisioning address configured".into());
+    let Some((security, fallback)) = lock(&inner.fallback).clone() else {
+        return Err("no provisioning transport configured".into());
     };
     let mut running = lock(&inner.running);
     if running.is_some() {
         return Ok(());
     }
-    // Binding is one quick system call; doing it here means the transport is up before the Start event
-    // goes out.
-    let listener = std::net::TcpListener::bind(address)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .and_then(tokio::net::TcpListener::from_std)
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
-    let address = listener.local_addr().unwrap_or(address);
     let protocomm = build_protocomm(inner, security).map_err(|e| e.to_string())?;
-    *running = Some(serve(inner, protocomm, listener, address));
+    match fallback {
+        Fallback::Http(address) => {
+            // Binding is one quick system call; doing it here means the transport is up before the Start event
+            // goes out.
+            let listener = std::net::TcpListener::bind(address)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+                .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+            let address = listener.local_addr().unwrap_or(address);
+            *running = Some(launch(inner, ready_http(inner, protocomm, listener, address)));
+        }
+        Fallback::Ble(ble) => {
+            drop(running);
+            // Registering takes a few D-Bus round trips, so it cannot happen here; the service advertises
+            // moments after the Start event.
+            let stops = inner.stops.load(Ordering::Acquire);
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let ready = match ready_ble(protocomm, &ble).await {
+                    Ok(ready) => ready,
+                    Err(error) => {
+                        tracing::error!(error = %ErrorChain(&error), "cannot reopen provisioning over BLE");
+                        return;
+                    }
+                };
+                let mut running = lock(&inner.running);
+                // Stopped again, or started by someone else, while registering: withdraw (by dropping `ready`).
+                if running.is_none() && inner.stops.load(Ordering::Acquire) == stops {
+                    *running = Some(launch(&inner, ready));
+                }
+            });
+        }
+    }
     Ok(())
 }
 
@@ -537,7 +657,9 @@ async fn drive(inner: Arc<Inner>, mut stop: tokio::sync::oneshot::Receiver<()>) 
 
 /// Shuts the transport down and keeps its task for [`ProvisioningService::wait`].
 fn stop_transport(inner: &Inner) {
-    if let Some(running) = lock(&inner.running).take() {
+    let mut running = lock(&inner.running);
+    inner.stops.fetch_add(1, Ordering::AcqRel);
+    if let Some(running) = running.take() {
         let _ = running.shutdown.send(());
         *lock(&inner.stopped) = Some(running.task);
     }

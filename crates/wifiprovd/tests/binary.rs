@@ -1,4 +1,5 @@
-//! The `wifiprovd` binary as a person runs it: flags, the start-up banner, provisioning, SIGTERM.
+//! The `wifiprovd` binary as a person runs it: flags, the start-up banner, provisioning, SIGTERM; over HTTP and
+//! over BLE (on BlueZoo, a user-space mock of BlueZ on a private D-Bus that the tests start).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -8,6 +9,8 @@ use wifiprov_client::{Client, HttpClient, ProvisionOutcome};
 use wifiprov_proto::secret::Password;
 use wifiprov_proto::security::{ClientSecurity, Sec2Patch};
 use wifiprov_testkit::SeededRandom;
+use wifiprov_testkit::bluezoo::Bluezoo;
+use wifiprov_testkit::process::{Process, Stream};
 
 use crate::common::{SCENARIO, poll};
 
@@ -80,4 +83,62 @@ fn bad_flags_and_config_fail_with_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_wifiprovd")).arg("--config").arg(&config).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("securty"), "the unknown key is named");
+}
+
+#[test]
+fn over_ble_the_daemon_advertises_its_name_and_stops_on_sigterm() {
+    let zoo = Bluezoo::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprovd"));
+    command
+        .args(["--transport", "ble", "--ble-adapter", "hci1", "--service-name", "PROV_B1D43E"])
+        .args(["--security", "2", "--sec2-password", "s3cret-pass"])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("RUST_LOG", "info");
+    let mut daemon = Process::spawn("wifiprovd", command);
+    let up = daemon.wait_for_line(Stream::Stdout, Duration::from_secs(30), |l| l.starts_with("QR payload: "));
+    assert!(up.is_some_and(|l| l.contains(r#""transport":"ble""#)), "{daemon}{}", zoo.log());
+    let banner = daemon.output(Stream::Stdout);
+    for expected in [
+        "advertising over BLE as PROV_B1D43E",
+        "wifiprov --ble PROV_B1D43E --security 2",
+        "esp_prov.py --transport ble --service_name PROV_B1D43E --sec_ver 2",
+    ] {
+        assert!(banner.contains(expected), "{expected:?} missing\n{daemon}");
+    }
+    assert!(daemon.output(Stream::Stderr).contains("serving protocomm over ble"), "{daemon}");
+
+    assert!(Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap().success());
+    let status = daemon.wait(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "graceful shutdown exits 0\n{daemon}");
+    // The BLE service was withdrawn, not just dropped with the process.
+    assert!(daemon.output(Stream::Stderr).contains("stopped"), "{daemon}");
+}
+
+#[test]
+fn over_ble_a_missing_adapter_or_bluez_is_a_clear_error() {
+    let zoo = Bluezoo::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = zoo
+        .command(env!("CARGO_BIN_EXE_wifiprovd"))
+        .args(["--transport", "ble", "--ble-adapter", "hci7", "--security", "0"])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("wifiprovd: cannot use Bluetooth adapter hci7"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_wifiprovd"))
+        .args(["--transport", "ble", "--security", "0"])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={}", dir.path().join("no-bus").display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("wifiprovd: cannot reach BlueZ on the system D-Bus"), "{stderr}");
 }

@@ -11,7 +11,7 @@ use wifiprov_proto::secret::{Password, ProofOfPossession};
 use wifiprov_proto::security::{ClientSecurity, DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
 use wifiprov_store::NetworkStore;
 use wifiprov_testkit::SeededRandom;
-use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
+use wifiprovd::service::{Fallback, ProvisioningService, ServiceConfig, Transport};
 
 /// Fast radio: every duration is a few milliseconds of real time.
 pub(crate) const SCENARIO: &str = wifiprov_testkit::FAST_SCENARIO;
@@ -110,12 +110,12 @@ pub(crate) async fn start(security: DeviceSecurity, setup: Setup) -> Daemon {
     let addr = if setup.open {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        service.start_provisioning(security.clone(), Transport::Http(listener)).unwrap();
+        service.start_provisioning(security.clone(), Transport::Http(listener)).await.unwrap();
         addr
     } else {
         // Port 0: a reopen binds a fresh loopback port; `Daemon::reopened_addr` finds it.
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        service.set_fallback(security.clone(), addr);
+        service.set_fallback(security.clone(), Fallback::Http(addr));
         addr
     };
     Daemon { service, events, addr, radio, security, state_dir }

@@ -277,10 +277,13 @@ async fn status_before_credentials_and_when_stopped() {
     assert!(client.status().await.is_err(), "the transport is gone once the service has ended");
     assert!(
         matches!(
-            daemon.service.start_provisioning(
-                sec1(),
-                wifiprovd::service::Transport::Http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-            ),
+            daemon
+                .service
+                .start_provisioning(
+                    sec1(),
+                    wifiprovd::service::Transport::Http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+                )
+                .await,
             Ok(())
         ),
         "a stopped service can start again"

@@ -31,6 +31,8 @@ pub(crate) struct Ctx {
     device: Option<String>,
     /// `--ble`, as given.
     ble: Option<String>,
+    /// `--ble-adapter`.
+    ble_adapter: Option<String>,
     /// BLE links opened by the command, closed when it ends.
     links: OpenLinks,
     /// `--connect-timeout`.
@@ -56,6 +58,7 @@ impl Ctx {
             json: global.json,
             device: global.device,
             ble: global.ble,
+            ble_adapter: global.ble_adapter,
             links: OpenLinks::default(),
             connect_timeout: Duration::from_secs(global.connect_timeout.max(1)),
             auth: Auth { security: global.security, pop, username: global.sec2_username, password },
@@ -65,7 +68,7 @@ impl Ctx {
     /// The device; a usage error when none was given.
     pub(crate) fn target(&self) -> anyhow::Result<Target> {
         match (&self.ble, &self.device) {
-            (Some(name), _) => Target::ble(name),
+            (Some(name), _) => Target::ble(name, self.ble_adapter.as_deref()),
             (None, Some(device)) => Target::parse(device),
             (None, None) => Err(classified(
                 Code::Usage,
