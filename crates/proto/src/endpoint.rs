@@ -130,6 +130,33 @@ impl ProtocommError {
     }
 }
 
+/// Why a transport drops a request without an answer (HTTP: closes the connection; BLE: an ATT error): what
+/// it logs, whatever the transport.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No session id could be drawn.
+    #[error("cannot draw a session id")]
+    Random(#[source] RandomUnavailable),
+    /// The session table refused a new session.
+    #[error("cannot open a session")]
+    Open(#[source] ProtocommError),
+    /// Protocomm refused the request.
+    #[error("request refused")]
+    Protocomm(#[source] ProtocommError),
+}
+
+impl Refusal {
+    /// Whether the peer is to blame (logged at `warn`), as opposed to the device itself (see
+    /// [`ProtocommError::is_peer_fault`]).
+    pub fn is_peer_fault(&self) -> bool {
+        match self {
+            Self::Random(_) => false,
+            Self::Open(e) | Self::Protocomm(e) => e.is_peer_fault(),
+        }
+    }
+}
+
 /// A handler panicked; its request fails like one whose handler returned an internal error.
 #[derive(Debug, thiserror::Error)]
 #[error("endpoint handler panicked")]

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use wifiprov_proto::danger;
-use wifiprov_proto::endpoint::{HandlerError, Protocomm, ProtocommError, SessionId, SessionLimits, names};
+use wifiprov_proto::endpoint::{HandlerError, Protocomm, ProtocommError, Refusal, SessionId, SessionLimits, names};
 use wifiprov_proto::security::{ClientSession, DeviceSecurity, Sec2Patch, SecurityError};
 use wifiprov_testkit::SeededRandom;
 
@@ -297,4 +297,7 @@ fn faults_are_blamed_on_the_peer_or_the_device() {
         ProtocommError::Handler { endpoint: "x".into(), source: HandlerError::Internal("disk".into()) },
     ];
     assert!(!device.iter().any(ProtocommError::is_peer_fault));
+    assert!(Refusal::Open(ProtocommError::TooManySessions(8)).is_peer_fault());
+    assert!(!Refusal::Protocomm(ProtocommError::NoSecurity).is_peer_fault());
+    assert!(!Refusal::Random(wifiprov_proto::rng::RandomUnavailable).is_peer_fault(), "the device's random source");
 }

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use wifiprov_proto::ErrorChain;
-use wifiprov_proto::endpoint::{Protocomm, ProtocommError, SessionId, Step};
-use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
+use wifiprov_proto::endpoint::{Protocomm, ProtocommError, Refusal, SessionId, Step};
+use wifiprov_proto::rng::SecureRandom;
 
 use crate::layout::{DeviceLayout, LayoutError, is_standard_endpoint, read_at_offset};
 use crate::link::Links;
@@ -240,78 +240,71 @@ impl Device {
         events: mpsc::UnboundedSender<Event>,
     ) -> Result<(), ReqError> {
         let span = info_span!("ble_link", %peer);
-        self.handle_write(peer, endpoint, body, offset, events).instrument(span).await
-    }
-
-    async fn handle_write(
-        self: Arc<Self>,
-        peer: Address,
-        endpoint: Arc<str>,
-        body: Vec<u8>,
-        offset: u16,
-        events: mpsc::UnboundedSender<Event>,
-    ) -> Result<(), ReqError> {
-        if offset != 0 {
-            warn!(%endpoint, offset, "write at a non-zero offset refused (expected BlueZ to reassemble it)");
-            return Err(ReqError::InvalidOffset);
-        }
-        if body.is_empty() || body.len() > MAX_VALUE_LEN {
-            debug!(%endpoint, len = body.len(), "write of unacceptable length refused");
-            return Err(ReqError::InvalidValueLength);
-        }
-        let known = {
-            let mut links = self.lock_links();
-            // The previous response goes even if this request fails: a failed write leaves nothing to read.
-            links.clear(peer, &endpoint);
-            links.contains(peer)
-        };
-        if !known {
-            // A new link: the server watches for its disconnect. Sending fails only once the server stopped.
-            let _ = events.send(Event::Linked(peer));
-        }
-        let len = body.len();
-        let device = self.clone();
-        let name = endpoint.clone();
-        let logs = tracing::dispatcher::get_default(Clone::clone);
-        let span = tracing::Span::current();
-        let now = tokio::time::Instant::now().into_std();
-        let work = move || {
-            tracing::dispatcher::with_default(&logs, || span.in_scope(|| device.process(peer, &name, &body, now)))
-        };
-        let processed = match tokio::task::spawn_blocking(work).await {
-            Ok(processed) => processed,
-            Err(e) => {
-                error!(%endpoint, error = %e, "request processing failed");
-                return Err(ReqError::Failed);
+        async move {
+            if offset != 0 {
+                warn!(%endpoint, offset, "write at a non-zero offset refused (expected BlueZ to reassemble it)");
+                return Err(ReqError::InvalidOffset);
             }
-        };
-        match processed.outcome {
-            Ok(response) => {
+            if body.is_empty() || body.len() > MAX_VALUE_LEN {
+                debug!(%endpoint, len = body.len(), "write of unacceptable length refused");
+                return Err(ReqError::InvalidValueLength);
+            }
+            let known = {
                 let mut links = self.lock_links();
-                // The link may have gone (disconnect) while the request ran: nobody is left to read the response.
-                if processed.session.is_none() || links.session(peer) != processed.session {
-                    debug!(%endpoint, "link closed during the request; response dropped");
+                // The previous response goes even if this request fails: a failed write leaves nothing to read.
+                links.clear(peer, &endpoint);
+                links.contains(peer)
+            };
+            if !known {
+                // A new link: the server watches for its disconnect. Sending fails only once the server stopped.
+                let _ = events.send(Event::Linked(peer));
+            }
+            let len = body.len();
+            let device = self.clone();
+            let name = endpoint.clone();
+            let logs = tracing::dispatcher::get_default(Clone::clone);
+            let span = tracing::Span::current();
+            let now = tokio::time::Instant::now().into_std();
+            let work = move || {
+                tracing::dispatcher::with_default(&logs, || span.in_scope(|| device.process(peer, &name, &body, now)))
+            };
+            let processed = match tokio::task::spawn_blocking(work).await {
+                Ok(processed) => processed,
+                Err(e) => {
+                    error!(%endpoint, error = %e, "request processing failed");
                     return Err(ReqError::Failed);
                 }
-                debug!(%endpoint, len, response = response.len(), "answered");
-                links.store(peer, &endpoint, response);
-                Ok(())
-            }
-            Err(refusal) => {
-                let session = processed.session.map(|s| s.0);
-                let error = ErrorChain(&refusal);
-                if refusal.peer_fault() {
-                    // Not rate-limited like HTTP's warnings: every refusal costs the peer its link, and a BLE
-                    // reconnect takes far longer than an HTTP request.
-                    warn!(%endpoint, session, %error, "request refused; disconnecting");
-                } else {
-                    error!(%endpoint, session, %error, "cannot serve request; disconnecting");
+            };
+            match processed.outcome {
+                Ok(response) => {
+                    let mut links = self.lock_links();
+                    // The link may have gone (disconnect) while the request ran: nobody is left to read the response.
+                    if processed.session.is_none() || links.session(peer) != processed.session {
+                        debug!(%endpoint, "link closed during the request; response dropped");
+                        return Err(ReqError::Failed);
+                    }
+                    debug!(%endpoint, len, response = response.len(), "answered");
+                    links.store(peer, &endpoint, response);
+                    Ok(())
                 }
-                self.unlink(peer);
-                let _ = events.send(Event::Refused(peer));
-                Err(ReqError::Failed)
+                Err(refusal) => {
+                    let session = processed.session.map(|s| s.0);
+                    let error = ErrorChain(&refusal);
+                    if refusal.is_peer_fault() {
+                        // Not rate-limited like HTTP's warnings: every refusal costs the peer its link, and a BLE
+                        // reconnect takes far longer than an HTTP request.
+                        warn!(%endpoint, session, %error, "request refused; disconnecting");
+                    } else {
+                        error!(%endpoint, session, %error, "cannot serve request; disconnecting");
+                    }
+                    self.unlink(peer);
+                    let _ = events.send(Event::Refused(peer));
+                    Err(ReqError::Failed)
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 }
 
@@ -332,30 +325,6 @@ struct Processed {
     /// The session the request ran in, if one was found or opened.
     session: Option<SessionId>,
     outcome: Result<Vec<u8>, Refusal>,
-}
-
-/// Why a request was answered with an ATT error.
-#[derive(Debug, thiserror::Error)]
-enum Refusal {
-    /// No session id could be drawn.
-    #[error("cannot draw a session id")]
-    Random(#[source] RandomUnavailable),
-    /// The session table refused a new session.
-    #[error("cannot open a session")]
-    Open(#[source] ProtocommError),
-    /// Protocomm refused the request.
-    #[error("request refused")]
-    Protocomm(#[source] ProtocommError),
-}
-
-impl Refusal {
-    /// Whether the peer is to blame (logged at `warn`), as opposed to the device itself.
-    fn peer_fault(&self) -> bool {
-        match self {
-            Self::Random(_) => false,
-            Self::Open(e) | Self::Protocomm(e) => e.is_peer_fault(),
-        }
-    }
 }
 
 /// What request handlers tell the server loop.

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use wifiprov_backend::Ssid;
+use wifiprov_manager::networks::{NetworkList, SavedNetwork};
 use wifiprov_manager::{AutoStop, ManagerConfig};
 use wifiprov_proto::endpoint::{HandlerError, SessionId};
 use wifiprov_proto::secret::Password;
@@ -23,7 +25,7 @@ use wifiprov_testkit::harness::{self, ROLE_VAR};
 use wifiprov_testkit::process::{Process, Stream};
 use wifiprov_testkit::{FAST_SCENARIO, SeededRandom};
 use wifiprov_transport_ble::{BleConfig, bluer};
-use wifiprovd::service::{BleTransport, ProvisioningService, ServiceConfig, Transport};
+use wifiprovd::service::{BleTransport, Fallback, ProvisioningService, ServiceConfig, Transport};
 
 const NAME: &str = "PROV_C11B1E";
 const USER: &str = "wifiprov";
@@ -36,7 +38,8 @@ const PASSPHRASE: &str = "correct-horse";
 
 fn main() -> ExitCode {
     match harness::role().as_deref() {
-        Some("device") => device_role(),
+        Some("device") => device_role(false),
+        Some("offline-device") => device_role(true),
         Some(other) => panic!("unknown role {other}"),
         None => harness::run(&[
             ("caps_json", caps_json),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             ("custom_endpoint", custom_endpoint),
             ("provision_then_list_networks_from_another_adapter", provision_then_list_networks_from_another_adapter),
             ("wrong_password_is_a_security_failure", wrong_password_is_a_security_failure),
+            ("provisioning_reopens_over_ble_when_offline", provisioning_reopens_over_ble_when_offline),
             ("no_such_device_is_a_transport_failure", no_such_device_is_a_transport_failure),
         ]),
     }
@@ -113,6 +117,27 @@ fn wrong_password_is_a_security_failure() {
     run.expect(0);
 }
 
+fn provisioning_reopens_over_ble_when_offline() {
+    // The device's only saved network is out of range: the connection policy tries it, gives up and opens
+    // provisioning on its BLE fallback (Bench::start waits until it advertises).
+    let bench = Bench::start_offline(2);
+    let log = bench.device.output(Stream::Stderr);
+    let reopened = log.find("offline: reopening provisioning");
+    assert!(reopened.is_some_and(|at| at < log.find("serving protocomm over ble").unwrap()), "{log}");
+    let provision = ["provision", "--ssid", SSID, "--passphrase", PASSPHRASE, "--json"];
+    let run = bench.run(0, &[&creds(), &provision[..]].concat());
+    run.expect(0);
+    assert_eq!(run.json()["outcome"], "connected", "{run}");
+    // Then provisioning ends as after any success (auto-stop, a second after the client saw the result): the
+    // BLE service is withdrawn.
+    let stopped = bench.device.wait_for_line(Stream::Stderr, Duration::from_secs(30), |l| l.ends_with(" stopped"));
+    assert!(
+        stopped.is_some(),
+        "the BLE service stays up after the device got online
+{run}"
+    );
+}
+
 fn no_such_device_is_a_transport_failure() {
     let zoo = Bluezoo::start(2);
     let run = wifiprov(&zoo, &["--ble", "PROV_ABSENT", "--connect-timeout", "2", "caps", "--json"]);
@@ -135,11 +160,21 @@ struct Bench {
 impl Bench {
     /// A fresh BlueZoo with `adapters` adapters and the device on `hci1`, advertising.
     fn start(adapters: usize) -> Self {
+        Self::start_role(adapters, "device")
+    }
+
+    /// Like [`Bench::start`], for a device that starts offline (see [`device_role`]) and advertises once the
+    /// connection policy reopens provisioning.
+    fn start_offline(adapters: usize) -> Self {
+        Self::start_role(adapters, "offline-device")
+    }
+
+    fn start_role(adapters: usize, role: &str) -> Self {
         let zoo = Bluezoo::start(adapters);
         let mut command = zoo.command(std::env::current_exe().unwrap());
         command
-            .env(ROLE_VAR, "device")
-            .env("RUST_LOG", "wifiprov_transport_ble=debug,wifiprovd=info,warn")
+            .env(ROLE_VAR, role)
+            .env("RUST_LOG", "wifiprov_transport_ble=debug,wifiprovd=info,wifiprov_manager=info,warn")
             .env("RUST_BACKTRACE", "1");
         let device = Process::spawn("device", command);
         // Advertising once this is logged, so the binary's scan finds it at once.
@@ -152,11 +187,9 @@ impl Bench {
     /// `wifiprov --ble NAME ARGS` from adapter `hci{adapter}` (the default adapter unless ARGS name another);
     /// checks that the binary ended its link and printed no secret.
     fn wifiprov(&self, adapter: usize, args: &[&str]) -> Run {
-        let mut all = vec!["--ble", NAME];
-        all.extend_from_slice(args);
         // Lines logged before this run must not satisfy the wait below.
         let before = self.device.output(Stream::Stderr).matches(&self.closed(adapter)).count();
-        let output = wifiprov(&self.zoo, &all);
+        let Run { output, .. } = self.run(adapter, args);
         // The binary disconnects before it exits (BlueZ would keep the link up otherwise); the device notices
         // and closes the link's session.
         let closed = self.closed(adapter);
@@ -171,6 +204,14 @@ impl Bench {
         assert!(seen, "the binary left its BLE link up\n{run}");
         assert!(!run.to_string().contains(PASSWORD), "the password shows up in the output\n{run}");
         run
+    }
+
+    /// `wifiprov --ble NAME ARGS`, without the checks of [`Bench::wifiprov`].
+    fn run(&self, _adapter: usize, args: &[&str]) -> Run {
+        let mut all = vec!["--ble", NAME];
+        all.extend_from_slice(args);
+        let output = wifiprov(&self.zoo, &all);
+        Run { output, device: self.device.to_string() }
     }
 
     fn closed(&self, adapter: usize) -> String {
@@ -244,8 +285,10 @@ fn wifiprov(zoo: &Bluezoo, args: &[&str]) -> Output {
 // ---------------------------------------------------------------------------------------------------------------
 // The device role (a child process)
 
-/// wifiprovd's provisioning service over BLE on [`DEVICE_ADAPTER`], until the test closes stdin.
-fn device_role() -> ExitCode {
+/// wifiprovd's provisioning service over BLE on [`DEVICE_ADAPTER`], until the test closes stdin. Provisioning
+/// stays open after success, so that a second client can list the saved networks. `offline`: a saved network
+/// that is out of range, provisioning only as the connection policy's fallback, and ESP's auto-stop.
+fn device_role(offline: bool) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -255,15 +298,28 @@ fn device_role() -> ExitCode {
     runtime.block_on(async {
         let state_dir = tempfile::tempdir().unwrap();
         let radio = wifiprov_backend_sim::SimRadio::from_toml_str(FAST_SCENARIO).unwrap();
-        // Provisioning stays open after success, so that a second client can list the saved networks.
-        let manager =
-            ManagerConfig { connect_delay: Duration::ZERO, auto_stop: AutoStop::Disabled, ..ManagerConfig::default() };
+        let mut manager = ManagerConfig { connect_delay: Duration::ZERO, ..ManagerConfig::default() };
+        manager.policy.attempt_timeout = Duration::from_secs(2);
+        if !offline {
+            // Provisioning stays open after success, so that a second client can list the saved networks.
+            manager.auto_stop = AutoStop::Disabled;
+        }
         let config = ServiceConfig { manager, ..ServiceConfig::default() };
-        let service = ProvisioningService::new(config, Arc::new(radio), NetworkStore::open(state_dir.path())).unwrap();
+        let store = NetworkStore::open(state_dir.path());
+        if offline {
+            let away = SavedNetwork::open(Ssid::try_from("out-of-range").unwrap());
+            store.save(&NetworkList::from_networks(8, vec![away]).unwrap()).unwrap();
+        }
+        let service = ProvisioningService::new(config, Arc::new(radio), store).unwrap();
         service.create_endpoint("custom-data").unwrap();
         let session = bluer::Session::new().await.unwrap();
         let ble = BleTransport { adapter: session.adapter(DEVICE_ADAPTER).unwrap(), config: BleConfig::new(NAME) };
-        service.start_provisioning(security(), Transport::Ble(ble)).await.unwrap();
+        if offline {
+            service.set_fallback(security(), Fallback::Ble(ble));
+            assert!(service.start_policy());
+        } else {
+            service.start_provisioning(security(), Transport::Ble(ble)).await.unwrap();
+        }
         let echo = |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok([b"got:", request].concat()) };
         service.register_endpoint("custom-data", Arc::new(echo)).unwrap();
         let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;

@@ -209,7 +209,7 @@ impl Connection {
             }
             Err(refusal) => {
                 let session = processed.session.map(|s| s.0);
-                if refusal.peer_fault() {
+                if refusal.is_peer_fault() {
                     peer_warn!(
                         self.device,
                         endpoint,

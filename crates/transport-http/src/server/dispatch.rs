@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use wifiprov_proto::endpoint::{Protocomm, ProtocommError, SessionId, Step};
-use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
+use wifiprov_proto::endpoint::{Protocomm, ProtocommError, Refusal, SessionId, Step};
+use wifiprov_proto::rng::SecureRandom;
 
 use super::Device;
 use crate::wire::{self, CookieHeader};
@@ -36,30 +36,6 @@ pub(super) struct Reply {
     pub(super) body: Vec<u8>,
     /// Set on the first response of a new session: the id to put in `Set-Cookie`.
     pub(super) new_session: Option<SessionId>,
-}
-
-/// Why a request gets no response at all.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum Refusal {
-    /// No session id could be drawn.
-    #[error("cannot draw a session id")]
-    Random(#[source] RandomUnavailable),
-    /// The session table refused a new session.
-    #[error("cannot open a session")]
-    Open(#[source] ProtocommError),
-    /// Protocomm refused the request.
-    #[error("request refused")]
-    Protocomm(#[source] ProtocommError),
-}
-
-impl Refusal {
-    /// Whether the peer is to blame (logged at `warn`), as opposed to the device itself.
-    pub(super) fn peer_fault(&self) -> bool {
-        match self {
-            Self::Random(_) => false,
-            Self::Open(e) | Self::Protocomm(e) => e.is_peer_fault(),
-        }
-    }
 }
 
 /// How the request's session was found.
