@@ -337,6 +337,8 @@ STEPS = None
 
 def connect(args):
     pu = Esp.prov_util
+    if args.ble:
+        return connect_ble(args)
     with STEPS.stage("connect"):
         try:
             with quiet():
@@ -351,6 +353,49 @@ def connect(args):
         tp.conn.timeout = args.http_timeout
         if tp.conn.sock is not None:
             tp.conn.sock.settimeout(args.http_timeout)
+    return tp
+
+
+def connect_ble(args):
+    """Espressif's BLE transport (bleak over BlueZ), found by advertised name.
+
+    Two shims around bleak, neither touching Espressif's protocol code:
+    * Their client never passes an adapter to bleak, which then takes the
+      first powered adapter it lists, in no fixed order; --ble-adapter pins it
+      (the tests' BlueZoo also has the device's own adapter).
+    * Their client connects by address after its discovery has ended, and
+      bleak then waits for the device to advertise again.  A real radio does;
+      BlueZoo reports a device once per scan, unchanged, which bleak ignores.
+      So the client is handed the device object the discovery found.
+    """
+    pu = Esp.prov_util
+    import bleak
+    seen = {}
+    real_discover = bleak.BleakScanner.discover
+    real_client = bleak.BleakClient
+
+    async def discover(*a, **kw):
+        if args.ble_adapter:
+            kw.setdefault("bluez", {"adapter": args.ble_adapter})
+        found = await real_discover(*a, **kw)
+        for entry in found.values():
+            device = entry[0] if isinstance(entry, tuple) else entry
+            seen[device.address] = device
+        return found
+
+    def client(target, *a, **kw):
+        return real_client(seen.get(target, target), *a, **kw)
+
+    bleak.BleakScanner.discover = discover
+    bleak.BleakClient = client
+    with STEPS.stage("connect"):
+        try:
+            with quiet():
+                tp = pu.get_transport("ble", args.ble)
+        except Exception as err:  # bleak raises its own errors, RuntimeError for "not found"
+            raise HarnessError("connect", f"cannot reach {args.ble}: {describe(err)}") from err
+        if tp is None:
+            raise HarnessError("connect", "get_transport returned None")
     return tp
 
 
@@ -657,6 +702,10 @@ def _common(parser, suppress):
     d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
     g = parser.add_argument_group("connection / security")
     g.add_argument("--addr", default=d(None), help="daemon host:port, e.g. 127.0.0.1:8080")
+    g.add_argument("--ble", default=d(None), metavar="NAME",
+                   help="instead of --addr: the BLE name the daemon advertises (Espressif's BLE transport, bleak)")
+    g.add_argument("--ble-adapter", default=d(None), metavar="hciN",
+                   help="with --ble: the local Bluetooth adapter (default: bleak's choice)")
     g.add_argument("--sec", choices=["0", "1", "2", "auto"], default=d("auto"),
                    help="security scheme (auto: use prov.sec_ver from proto-ver)")
     g.add_argument("--pop", default=d(""), help="sec1 proof of possession")
@@ -735,12 +784,26 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "version" and not args.capability:
         args.capability = ["wifi_scan", "no_pop", "no_sec"]
-    if not args.addr:
-        _emit_usage_error("--addr HOST:PORT is required")
+    if not args.addr and not args.ble:
+        _emit_usage_error("--addr HOST:PORT or --ble NAME is required")
     if args.sec == "2" and not args.username and args.command != "version":
         _emit_usage_error("--sec 2 needs --username and --password")
     STEPS = Steps()
-    RESULT.update(command=args.command, addr=args.addr)
+    RESULT.update(command=args.command, addr=args.addr or args.ble)
+    tp = None
+
+    def finish(ok, code):
+        # Espressif's BLE transport disconnects (and says so on stdout) when it
+        # is collected at exit; end the link first, quietly, so that stdout
+        # stays one JSON object and the device sees the link close.
+        if tp is not None and hasattr(tp, "disconnect"):
+            with quiet():
+                try:
+                    tp.disconnect()
+                except Exception as err:  # the report matters more than the link
+                    print(f"disconnect failed: {describe(err)}", file=sys.stderr)
+        return RESULT.emit(ok, code)
+
     try:
         load_espressif()
         RESULT.update(versions=Esp.version)
@@ -750,20 +813,19 @@ def main(argv=None):
         _, info = proto_ver(tp)
         code = args.func(args, tp, info)
         RESULT.update(stage="done")
-        return RESULT.emit(True, code)
+        return finish(True, code)
     except HarnessError as err:
         RESULT.update(stage=err.stage, error=str(err), **err.extra)
         if args.verbose:
             traceback.print_exc(file=sys.stderr)
-        return RESULT.emit(False, err.code)
+        return finish(False, err.code)
     except KeyboardInterrupt:
         RESULT.update(error="interrupted")
-        return RESULT.emit(False, EXIT_FAIL)
+        return finish(False, EXIT_FAIL)
     except Exception as err:  # unexpected: keep the JSON contract
         traceback.print_exc(file=sys.stderr)
         RESULT.update(error=f"unexpected {type(err).__name__}: {err}")
-        return RESULT.emit(False, EXIT_FAIL)
-
+        return finish(False, EXIT_FAIL)
 
 if __name__ == "__main__":
     sys.exit(main())

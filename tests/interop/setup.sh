@@ -24,5 +24,6 @@ esac
 from rmaker_tools.rmaker_prov.prov import prov_util
 import proto
 assert hasattr(proto, "wifi_config_pb2")
+import bleak
 '
 printf '%s\n' "$venv/bin/python"

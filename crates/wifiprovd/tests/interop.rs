@@ -1,7 +1,7 @@
 //! Interop with a client we did not write: Espressif's provisioning client as shipped in PyPI's
 //! `esp-rainmaker-cli` (`rmaker_tools.rmaker_prov`), driven by `tests/interop/esp_client.py` against the real
-//! `wifiprovd` binary, for every security scheme. `tests/interop/setup.sh` provides the Python environment
-//! (idempotent: it installs pinned wheels on first use only).
+//! `wifiprovd` binary, for every security scheme over HTTP, and security 2 over BLE. `tests/interop/setup.sh`
+//! provides the Python environment (idempotent: it installs pinned wheels on first use only).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use wifiprov_testkit::bluezoo::Bluezoo;
+use wifiprov_testkit::process::{Process, Stream};
 
 use crate::common::SCENARIO;
 
@@ -145,4 +147,56 @@ fn espressif_client_security_2_patch_0() {
         &["--sec", "2", "--username", "wifiprov", "--password", "abcd1234"],
         None,
     );
+}
+
+/// Espressif's BLE transport (bleak over BlueZ) against `wifiprovd --transport ble`, on BlueZoo (a user-space
+/// mock of BlueZ) on a private D-Bus: a wrong security 2 password from one adapter, then a full provisioning
+/// from another (BlueZoo links a pair of adapters once only). Each run spends its client's fixed 5 s discovery.
+#[test]
+fn espressif_client_over_ble() {
+    const NAME: &str = "PROV_E5B1E0";
+    let zoo = Bluezoo::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprovd"));
+    command
+        .args(["--transport", "ble", "--ble-adapter", "hci1", "--service-name", NAME])
+        .args(["--security", "2", "--sec2-username", "wifiprov", "--sec2-password", "abcd1234"])
+        .args(["--no-auto-stop", "--connect-delay-ms", "10"])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--scenario")
+        .arg(&scenario)
+        .env("RUST_LOG", "wifiprov_transport_ble=debug,info");
+    let daemon = Process::spawn("wifiprovd", command);
+    let up = daemon.wait_for_line(Stream::Stdout, Duration::from_secs(30), |l| l.contains("esp_prov.py"));
+    assert!(up.is_some(), "wifiprovd did not start\n{daemon}{}", zoo.log());
+
+    let esp = |adapter: &str, password: &str, command: &[&str], expect_ok: bool| {
+        let mut python = zoo.command(python());
+        python
+            .arg(repo().join("tests/interop/esp_client.py"))
+            .args(["--ble", NAME, "--ble-adapter", adapter])
+            .args(["--sec", "2", "--username", "wifiprov", "--password", password])
+            .args(command);
+        let mut client = Process::spawn("esp_client.py", python);
+        client.close_stdin();
+        let status = client.wait(Duration::from_secs(90));
+        let report: Value = serde_json::from_str(&client.output(Stream::Stdout)).unwrap_or_else(|e| {
+            panic!("esp_client.py printed no single JSON object ({e})\n{client}{daemon}{}", zoo.log())
+        });
+        assert_eq!(status.map(|s| s.success()), Some(expect_ok), "{report:#}\n{client}{daemon}");
+        report
+    };
+    esp("hci2", "abcd1235", &["session", "--expect", "fail"], true);
+    let ok = esp("hci0", "abcd1234", &["provision", "--ssid", "home", "--passphrase", "correct-horse"], true);
+    assert_eq!(ok["outcome"], "connected", "{ok:#}");
+    assert_eq!(ok["status"]["connected"]["ip4_addr"], "10.0.0.10", "{ok:#}");
+    assert_eq!(ok["sec_patch_ver"], 1, "{ok:#}");
+    let log = daemon.output(Stream::Stderr);
+    assert!(log.contains("request refused; disconnecting"), "the wrong password was refused over BLE\n{log}");
+    let closed = |l: &str| l.contains("link closed peer=02:00:00:00:00:00");
+    assert!(daemon.wait_for_line(Stream::Stderr, Duration::from_secs(10), closed).is_some(), "link left up\n{log}");
+    assert!(!log.contains("abcd1234") && !log.contains("correct-horse"), "{log}");
 }
