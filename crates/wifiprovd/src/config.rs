@@ -248,6 +248,9 @@ impl DaemonConfig {
             "ble" => TransportChoice::Ble { adapter: raw.ble_adapter.clone() },
             other => return Err(invalid("transport", format!("unknown transport {other:?} (available: http, ble)"))),
         };
+        if matches!(transport, TransportChoice::Ble { .. }) && raw.mdns == Some(true) {
+            return Err(invalid("mdns", "advertises the HTTP transport, so it cannot be used with transport \"ble\""));
+        }
         let service_name = raw.service_name.unwrap_or_else(default_service_name);
         if service_name.is_empty() || service_name.len() > 32 {
             return Err(invalid("service_name", "must be 1 to 32 bytes"));
@@ -426,6 +429,7 @@ mod tests {
             (RawConfig { sec2_patch: Some(2), ..RawConfig::default() }, "sec2_patch"),
             (RawConfig { backend: Some("nm".into()), ..RawConfig::default() }, "backend"),
             (RawConfig { transport: Some("softap".into()), ..RawConfig::default() }, "transport"),
+            (RawConfig { transport: Some("ble".into()), mdns: Some(true), ..RawConfig::default() }, "mdns"),
             (
                 RawConfig {
                     transport: Some("ble".into()),
