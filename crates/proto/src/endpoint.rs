@@ -218,6 +218,24 @@ pub enum Step {
     Call(Call),
 }
 
+impl Step {
+    /// Completes the request: a ready reply as it is, or the handler run and the call handed to
+    /// [`Protocomm::finish`] on the instance `relock` returns. Transports that share the instance release it
+    /// between [`Protocomm::begin`] and this, so that other requests proceed while a handler runs.
+    pub fn complete<P>(self, relock: impl FnOnce() -> P) -> Result<Vec<u8>, ProtocommError>
+    where
+        P: std::ops::DerefMut<Target = Protocomm>,
+    {
+        match self {
+            Self::Reply(reply) => Ok(reply),
+            Self::Call(call) => {
+                let response = call.run();
+                relock().finish(call, response)
+            }
+        }
+    }
+}
+
 /// A decrypted request on its way through an endpoint handler. It holds its session checked out of the table,
 /// so pass it to [`Protocomm::finish`] even when the handler fails.
 pub struct Call {
@@ -434,13 +452,7 @@ impl Protocomm {
         request: &[u8],
         rng: &mut dyn SecureRandom,
     ) -> Result<Vec<u8>, ProtocommError> {
-        match self.begin(now, session, endpoint, request, rng)? {
-            Step::Reply(reply) => Ok(reply),
-            Step::Call(call) => {
-                let response = call.run();
-                self.finish(call, response)
-            }
-        }
+        self.begin(now, session, endpoint, request, rng)?.complete(|| self)
     }
 
     /// First half of a request: answers the version and security endpoints, or decrypts an ordinary

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use wifiprov_proto::ErrorChain;
-use wifiprov_proto::endpoint::{Protocomm, ProtocommError, Refusal, SessionId, Step};
+use wifiprov_proto::endpoint::{Protocomm, ProtocommError, Refusal, SessionId};
 use wifiprov_proto::rng::SecureRandom;
 
 use crate::layout::{DeviceLayout, LayoutError, is_standard_endpoint, read_at_offset};
@@ -188,14 +188,7 @@ impl Device {
         let step = protocomm.begin(now, session, endpoint, body, &mut **rng);
         drop(rng);
         drop(protocomm);
-        let result = match step {
-            Ok(Step::Reply(reply)) => Ok(reply),
-            Ok(Step::Call(call)) => {
-                let response = call.run();
-                self.lock_protocomm().finish(call, response)
-            }
-            Err(e) => Err(e),
-        };
+        let result = step.and_then(|step| step.complete(|| self.lock_protocomm()));
         Processed { session: Some(session), outcome: result.map_err(Refusal::Protocomm) }
     }
 

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use wifiprov_proto::endpoint::{Protocomm, ProtocommError, Refusal, SessionId, Step};
+use wifiprov_proto::endpoint::{Protocomm, ProtocommError, Refusal, SessionId};
 use wifiprov_proto::rng::SecureRandom;
 
 use super::Device;
@@ -63,14 +63,7 @@ pub(super) fn process(device: &Device, request: Request) -> Processed {
     let step = protocomm.begin(now, id, &endpoint, &body, &mut **rng);
     drop(rng);
     drop(protocomm);
-    let result = match step {
-        Ok(Step::Reply(reply)) => Ok(reply),
-        Ok(Step::Call(call)) => {
-            let response = call.run();
-            device.lock_protocomm().finish(call, response)
-        }
-        Err(e) => Err(e),
-    };
+    let result = step.and_then(|step| step.complete(|| device.lock_protocomm()));
     let outcome = match result {
         Ok(body) => Ok(Reply { body, new_session: resolved.new.then_some(id) }),
         Err(e) => {
