@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use wifiprov_proto::ErrorChain;
 use wifiprov_store::NetworkStore;
 
 #[path = "../src/bin/store-crash-writer/lists.rs"]
@@ -61,17 +62,6 @@ fn last_acked(stdout: &str) -> Option<u64> {
         .filter(|line| line.ends_with('\n'))
         .rev()
         .find_map(|line| line.trim_end().strip_prefix("acked ")?.parse().ok())
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[derive(Debug, Default)]
@@ -134,7 +124,7 @@ fn sigkill_at_random_points_leaves_the_old_or_the_new_list() {
         };
 
         let list =
-            store.load().unwrap_or_else(|err| panic!("{context}: the store does not load: {}", error_chain(&err)));
+            store.load().unwrap_or_else(|err| panic!("{context}: the store does not load: {}", ErrorChain(&err)));
         let loaded = lists::generation_of(&list).unwrap_or_else(|err| panic!("{context}: {err}"));
         assert!(
             loaded == acked || loaded == acked + 1,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use wifiprov_backend::{Passphrase, Ssid};
 use wifiprov_manager::networks::{NetworkList, NetworkSecurity, SavedNetwork};
+use wifiprov_proto::ErrorChain;
 
 use super::*;
 
@@ -251,7 +252,7 @@ fn logs_and_errors_never_contain_a_passphrase() {
             fs::write(store.path(), text.replacen(from, to, 1)).expect("write");
             let err = store.load().expect_err("corrupt");
             reports.push_str(&format!("{err:#?}\n"));
-            reports.push_str(&error_chain(&err));
+            reports.push_str(&format!("{}\n", ErrorChain(&err)));
         }
         fs::set_permissions(store.path(), Permissions::from_mode(0o644)).expect("chmod");
         store.quarantine_corrupt().expect("quarantined");
@@ -263,16 +264,4 @@ fn logs_and_errors_never_contain_a_passphrase() {
         assert!(!logs.contains(secret), "{logs}");
         assert!(!reports.contains(secret), "{reports}");
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.push('\n');
-    text
 }

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use wifiprov_proto::ErrorChain;
 use wifiprov_store::NetworkStore;
 
 mod lists;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
 
 fn run(dir: PathBuf) -> Result<(), String> {
     let store = NetworkStore::open(dir);
-    let list = store.load().map_err(|err| chain(&err))?;
+    let list = store.load().map_err(|err| ErrorChain(&err).to_string())?;
     let mut generation = lists::generation_of(&list)?;
     if lists::fingerprint(&list) != lists::fingerprint(&lists::list_for(generation)) {
         return Err(format!("the stored list is not exactly generation {generation}"));
@@ -40,22 +41,11 @@ fn run(dir: PathBuf) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     for _ in 0..MAX_SAVES {
         generation += 1;
-        store.save(&lists::list_for(generation)).map_err(|err| chain(&err))?;
+        store.save(&lists::list_for(generation)).map_err(|err| ErrorChain(&err).to_string())?;
         if writeln!(out, "acked {generation}").and_then(|()| out.flush()).is_err() {
             // The test is gone; stop rather than write on unobserved.
             return Ok(());
         }
     }
     Ok(())
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
