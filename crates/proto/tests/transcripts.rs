@@ -1,15 +1,15 @@
 //! Every esp_prov transcript in `shared/vectors/esp_prov-sessions`, replayed byte for byte from the device side
 //! (with the device's fixed randomness) and from the client side (with esp_prov's).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
 use wifiprov_proto::danger;
-use wifiprov_proto::endpoint::{HandlerError, Protocomm, SessionId, SessionLimits, names};
+use wifiprov_proto::endpoint::{SessionId, names};
 use wifiprov_proto::security::{ClientSecurity, ClientSession, DeviceSecurity, Sec2Patch, Sec2Verifier};
 use wifiprov_proto::version::VersionInfo;
+use wifiprov_testkit::transcript::{exchanges, plaintext, scripted_device};
 use wifiprov_testkit::{ScriptedRandom, hex_field, unhex, vectors};
 
 use crate::common::{sec1_client, sec1_device, sec2_client};
@@ -29,50 +29,10 @@ fn flag<'a>(command: &'a str, flag: &str) -> Option<&'a str> {
     words.next()
 }
 
-fn exchanges(run: &Value) -> &Vec<Value> {
-    run["exchanges"].as_array().expect("run has exchanges")
-}
-
-fn plaintext(exchange: &Value, which: &str, sec0: bool) -> Option<Vec<u8>> {
-    let key = if sec0 { format!("{which}_hex") } else { format!("{which}_plaintext_hex") };
-    exchange[key.as_str()].as_str().map(unhex)
-}
-
-type Script = Arc<Mutex<VecDeque<(String, Vec<u8>, Vec<u8>)>>>;
-
-/// A device whose ordinary endpoints check the decrypted request against the transcript and answer with the
-/// transcript's plaintext, so the test pins the security layer and nothing else.
-fn scripted_device(security: DeviceSecurity, run: &Value, sec0: bool) -> Protocomm {
-    let script: Script = Arc::default();
-    for e in exchanges(run) {
-        let endpoint = e["endpoint"].as_str().unwrap();
-        if endpoint != names::PROTO_VER && endpoint != names::PROV_SESSION {
-            let (Some(req), Some(resp)) = (plaintext(e, "request", sec0), plaintext(e, "response", sec0)) else {
-                continue;
-            };
-            script.lock().unwrap().push_back((endpoint.to_owned(), req, resp));
-        }
-    }
-    let mut pc = Protocomm::new(SessionLimits::default());
-    pc.set_version(names::PROTO_VER, "{}").unwrap();
-    pc.set_security(names::PROV_SESSION, security).unwrap();
-    for name in [names::PROV_CONFIG, names::PROV_SCAN, names::PROV_CTRL, "custom-data"] {
-        let script = script.clone();
-        let handler = move |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
-            let (endpoint, expected, response) = script.lock().unwrap().pop_front().expect("unexpected request");
-            assert_eq!(endpoint, name, "request reached the wrong endpoint");
-            assert_eq!(hex::encode(request), hex::encode(expected), "{name}: decrypted request differs");
-            Ok(response)
-        };
-        pc.add_endpoint(name, std::sync::Arc::new(handler)).unwrap();
-    }
-    pc
-}
-
 fn replay_device(scheme: &Scheme, run: &Value) {
     let name = run["name"].as_str().unwrap();
     let sec0 = scheme.device.version().number() == 0;
-    let mut pc = scripted_device(scheme.device.clone(), run, sec0);
+    let mut pc = scripted_device(scheme.device.clone(), "{}", run, sec0);
     let mut rng = ScriptedRandom::new([&scheme.device_random]);
     let session = SessionId(7);
     let now = Instant::now();

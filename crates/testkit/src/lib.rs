@@ -12,6 +12,7 @@ use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
 pub mod bluezoo;
 pub mod harness;
 pub mod process;
+pub mod transcript;
 
 /// A simulated-radio scenario for end-to-end tests (`scenarios/fast.toml`): joins and scans take milliseconds.
 pub const FAST_SCENARIO: &str = include_str!("../scenarios/fast.toml");

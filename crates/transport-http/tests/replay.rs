@@ -3,60 +3,20 @@
 //! the transcript's fixed randomness (session id first, then the handshake secrets), so every response must
 //! match byte for byte, and every `Set-Cookie` must appear exactly where the reference device sent it.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 use wifiprov_proto::danger;
-use wifiprov_proto::endpoint::{HandlerError, Protocomm, SessionId, SessionLimits, names};
 use wifiprov_proto::secret::ProofOfPossession;
 use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier};
-use wifiprov_testkit::{ScriptedRandom, hex_field, unhex, vectors};
+use wifiprov_testkit::transcript::{exchanges, scripted_device};
+use wifiprov_testkit::{ScriptedRandom, hex_field, vectors};
 use wifiprov_transport_http::HttpConfig;
 
 use crate::common::*;
 
 /// The headers esp_prov (Python's http.client) sends, in its order.
 const ESP_PROV_HEADERS: [&str; 6] = ["Host", "Accept-Encoding", "Content-Length", "Content-type", "Accept", "Cookie"];
-
-fn exchanges(run: &Value) -> &Vec<Value> {
-    run["exchanges"].as_array().unwrap()
-}
-
-fn plaintext(exchange: &Value, which: &str, sec0: bool) -> Option<Vec<u8>> {
-    let key = if sec0 { format!("{which}_hex") } else { format!("{which}_plaintext_hex") };
-    exchange[key.as_str()].as_str().map(unhex)
-}
-
-/// A device whose ordinary endpoints expect the transcript's decrypted requests in order and answer with its
-/// plaintext responses.
-fn scripted_protocomm(security: DeviceSecurity, version: &str, run: &Value, sec0: bool) -> Protocomm {
-    type Script = Arc<Mutex<VecDeque<(String, Vec<u8>, Vec<u8>)>>>;
-    let script: Script = Arc::default();
-    for e in exchanges(run) {
-        let endpoint = e["endpoint"].as_str().unwrap();
-        if endpoint != names::PROTO_VER
-            && endpoint != names::PROV_SESSION
-            && let (Some(request), Some(response)) = (plaintext(e, "request", sec0), plaintext(e, "response", sec0))
-        {
-            script.lock().unwrap().push_back((endpoint.to_owned(), request, response));
-        }
-    }
-    let mut pc = Protocomm::new(SessionLimits::default());
-    pc.set_version(names::PROTO_VER, version).unwrap();
-    pc.set_security(names::PROV_SESSION, security).unwrap();
-    for name in [names::PROV_CONFIG, names::PROV_SCAN, names::PROV_CTRL, "custom-data"] {
-        let script = script.clone();
-        let handler = move |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
-            let (endpoint, expected, response) = script.lock().unwrap().pop_front().expect("unexpected request");
-            assert_eq!(endpoint, name, "request reached the wrong endpoint");
-            assert_eq!(hex::encode(request), hex::encode(expected), "{name}: decrypted request differs");
-            Ok(response)
-        };
-        pc.add_endpoint(name, Arc::new(handler)).unwrap();
-    }
-    pc
-}
 
 /// The request exactly as esp_prov sent it.
 fn esp_prov_request(exchange: &Value) -> Vec<u8> {
@@ -85,7 +45,7 @@ fn cookie_random(file: &Value) -> [u8; 4] {
 async fn replay_run(security: DeviceSecurity, device_random: &[u8], file: &Value, version: &str, run: &Value) {
     let name = run["name"].as_str().unwrap();
     let sec0 = security.version().number() == 0;
-    let pc = scripted_protocomm(security, version, run, sec0);
+    let pc = scripted_device(security, version, run, sec0);
     let rng = ScriptedRandom::new([cookie_random(file).as_slice(), device_random]);
     let server = Server::start_with(pc, Box::new(rng), HttpConfig::default()).await;
     let mut raw = server.raw().await;
