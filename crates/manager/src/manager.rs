@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use wifiprov_backend::{AccessPoint, BackendError, ConnectError, LinkEvent, LinkInfo};
 
 use crate::action::{Action, AttemptId, Credentials, Event, FailReason};
+use crate::client::ClientId;
 use crate::config::{AutoStop, ManagerConfig};
 use crate::networks::NetworkList;
 use crate::policy::{Purpose, Station};
@@ -77,10 +78,12 @@ pub struct Manager {
     pub(crate) config: ManagerConfig,
     pub(crate) state: ProvState,
     pub(crate) wifi: WifiState,
-    /// From SetConfig, until ApplyConfig takes it.
-    pub(crate) pending: Option<Credentials>,
+    /// Credentials each client has set and not applied yet.
+    pub(crate) pending: Pending,
     /// The credentials of the provisioning attempt (ApplyConfig), while it is under way or succeeded.
     pub(crate) applied: Option<Credentials>,
+    /// The client whose credentials the provisioning attempt uses: the only one told its failure.
+    pub(crate) owner: Option<ClientId>,
     attempts: u32,
     last_reason: FailReason,
     pub(crate) scan: ScanState,
@@ -117,8 +120,9 @@ impl Manager {
             config,
             state: ProvState::Idle,
             wifi: WifiState::Disconnected,
-            pending: None,
+            pending: Pending::default(),
             applied: None,
+            owner: None,
             attempts: 0,
             last_reason: FailReason::AuthError,
             scan: ScanState::default(),
@@ -181,8 +185,9 @@ impl Manager {
     /// Enters `Started` without touching the station (the policy keeps running).
     pub(crate) fn open_service(&mut self) {
         self.state = ProvState::Started;
-        self.pending = None;
+        self.pending.clear();
         self.applied = None;
+        self.owner = None;
         self.attempts = 0;
         self.timers.connect = None;
         self.timers.auto_stop = None;
@@ -218,7 +223,8 @@ impl Manager {
         self.timers.cleanup = None;
         self.timers.auto_stop = None;
         self.scan = ScanState::default();
-        self.pending = None;
+        self.pending.clear();
+        self.owner = None;
         self.actions.push_back(Action::StopService);
         self.events.push_back(Event::End);
     }
@@ -240,8 +246,8 @@ impl Manager {
             return Err(ManagerError::InvalidState { state: self.state });
         }
         self.state = ProvState::Started;
-        self.pending = None;
         self.applied = None;
+        self.owner = None;
         // The station state is the policy's by now (the failed attempt already left its network).
         self.attempts = 0;
         Ok(())
@@ -278,24 +284,20 @@ impl Manager {
         self.actions.push_back(Action::Disconnect);
     }
 
-    /// Called by the `prov-config` handler on ApplyConfig.
-    pub(crate) fn apply(&mut self, now: Instant) -> bool {
-        if self.state != ProvState::Started {
-            return false;
-        }
-        let Some(credentials) = self.pending.take() else { return false };
+    /// Starts the provisioning attempt with `client`'s credentials (ESP's ApplyConfig).
+    pub(crate) fn apply(&mut self, client: ClientId, credentials: Credentials, now: Instant) {
         self.events.push_back(Event::SetStaConfig { ssid: credentials.ssid.clone() });
         self.events.push_back(Event::CredRecv { ssid: credentials.ssid.clone() });
         // The provisioning attempt takes the radio from the policy and from any client request.
         self.station.cancel_round();
         self.abandon_in_flight();
         self.applied = Some(credentials);
+        self.owner = Some(client);
         self.attempts = 0;
         self.last_reason = FailReason::AuthError;
         self.wifi = WifiState::Connecting { attempts_remaining: None };
         self.state = ProvState::CredRecv;
         self.timers.connect = Some(now + self.config.connect_delay);
-        true
     }
 
     /// Called when a client has seen the success (GetStatus answered Connected): ESP's `wifi_prov_mgr_done`.
@@ -383,6 +385,11 @@ impl Manager {
         self.last_reason
     }
 
+    /// Whether `client` owns the provisioning attempt (applied the credentials it uses).
+    pub(crate) fn owns_attempt(&self, client: ClientId) -> bool {
+        self.owner == Some(client)
+    }
+
     /// A link event from the backend.
     pub fn handle_link_event(&mut self, now: Instant, event: LinkEvent) {
         match event {
@@ -420,7 +427,18 @@ impl Manager {
         self.scan.finished
     }
 
-    pub(crate) fn start_scan(&mut self, params: wifiprov_backend::ScanParams) {
+    /// The results of the last finished scan: strongest first, hidden networks left out, at most
+    /// [`ManagerConfig::scan_max_entries`].
+    pub fn scan_results(&self) -> &[AccessPoint] {
+        &self.scan.results
+    }
+
+    /// Whether a scan is under way.
+    pub fn scan_running(&self) -> bool {
+        self.scan.running
+    }
+
+    pub(crate) fn start_scan_now(&mut self, params: wifiprov_backend::ScanParams) {
         self.scan = ScanState { running: true, finished: false, results: Vec::new() };
         self.actions.push_back(Action::Scan(params));
     }
@@ -460,5 +478,40 @@ impl Manager {
     /// The next event for subscribers.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+}
+
+/// How many clients may hold unapplied credentials at once. Front-ends report closed sessions with
+/// [`Manager::forget_client`]; this bound only matters if one does not, and then the oldest are dropped.
+const PENDING_KEPT: usize = 64;
+
+/// Credentials set by each client and not applied yet, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct Pending(VecDeque<(ClientId, Credentials)>);
+
+impl Pending {
+    pub(crate) fn set(&mut self, client: ClientId, credentials: Credentials) {
+        self.0.retain(|(c, _)| *c != client);
+        if self.0.len() >= PENDING_KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back((client, credentials));
+    }
+
+    pub(crate) fn take(&mut self, client: ClientId) -> Option<Credentials> {
+        let index = self.0.iter().position(|(c, _)| *c == client)?;
+        self.0.remove(index).map(|(_, credentials)| credentials)
+    }
+
+    pub(crate) fn remove(&mut self, client: ClientId) {
+        self.0.retain(|(c, _)| *c != client);
+    }
+
+    pub(crate) fn contains(&self, client: ClientId) -> bool {
+        self.0.iter().any(|(c, _)| *c == client)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
     }
 }

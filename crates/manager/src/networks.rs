@@ -633,6 +633,7 @@ impl NetworkList {
                 bssid,
                 security: network.security.auth_mode(),
                 visibility: network.visibility,
+                last_result: network.last_result,
             });
         }
 
@@ -659,6 +660,7 @@ impl NetworkList {
                     bssid: Some(ap.bssid),
                     security: ap.auth,
                     visibility: Visibility::Broadcast,
+                    last_result: None,
                 }),
             }
         }
@@ -675,6 +677,7 @@ impl NetworkList {
                 bssid: Some(link.bssid),
                 security: link.auth,
                 visibility: Visibility::Broadcast,
+                last_result: None,
             });
         }
         unsaved.sort_by(|a, b| b.rssi.cmp(&a.rssi).then_with(|| a.ssid.cmp(&b.ssid)));
@@ -712,6 +715,8 @@ pub struct ListedNetwork {
     /// Whether it hides its name; scanned networks are always [`Visibility::Broadcast`], since access points
     /// that hide their name are left out of the list.
     pub visibility: Visibility,
+    /// How the last attempt to join it ended, for a saved network.
+    pub last_result: Option<LastResult>,
 }
 
 fn check_capacity(capacity: usize) -> Result<(), NetworkError> {

@@ -6,13 +6,17 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use wifiprov_backend::{
-    AccessPoint, AuthMode, Bssid, Channel, ConnectError, ConnectRequest, LinkEvent, LinkInfo, Rssi, Ssid,
+    AccessPoint, AuthMode, Bssid, Channel, ConnectError, ConnectRequest, LinkEvent, LinkInfo, Passphrase, Rssi,
+    ScanParams, Ssid,
 };
 use wifiprov_manager::{
-    Action, AttemptId, AutoStop, Event, FailReason, Manager, ManagerConfig, ManagerError, ProvState, WifiState,
+    Action, AttemptId, AutoStop, ClientId, Credentials, Event, FailReason, Manager, ManagerConfig, ManagerError,
+    ProvState, ProvisioningStatus, RequestError, WifiState,
 };
-use wifiprov_proto::messages::config::{self, Request, Response, StationState};
-use wifiprov_proto::messages::{Status, ctrl, scan};
+
+/// The client of most tests.
+const ALICE: ClientId = ClientId(1);
+const BOB: ClientId = ClientId(2);
 
 fn link(ssid: &str) -> LinkInfo {
     LinkInfo {
@@ -25,8 +29,11 @@ fn link(ssid: &str) -> LinkInfo {
     }
 }
 
-fn set_config(ssid: &str, pass: &str) -> Request {
-    Request::SetConfig(config::SetConfig { ssid: ssid.into(), passphrase: pass.into(), bssid: vec![], channel: 0 })
+fn credentials(ssid: &str, pass: &str) -> Credentials {
+    Credentials {
+        ssid: Ssid::try_from(ssid).unwrap(),
+        passphrase: (!pass.is_empty()).then(|| Passphrase::new(pass.to_owned()).unwrap()),
+    }
 }
 
 fn actions(m: &mut Manager) -> Vec<Action> {
@@ -46,9 +53,8 @@ fn attempt(m: &mut Manager) -> (AttemptId, ConnectRequest) {
     connects.into_iter().next().unwrap()
 }
 
-fn status(m: &mut Manager, now: Instant) -> Option<StationState> {
-    let Response::GetStatus(report) = m.handle_config(now, &Request::GetStatus) else { panic!() };
-    report.state
+fn status(m: &mut Manager, now: Instant) -> ProvisioningStatus {
+    m.provisioning_status(ALICE, now)
 }
 
 fn events(m: &mut Manager) -> Vec<Event> {
@@ -60,8 +66,8 @@ fn applied(config: ManagerConfig, pass: &str) -> (Manager, Instant) {
     let t0 = Instant::now();
     let mut m = Manager::new(config);
     m.start().unwrap();
-    assert_eq!(m.handle_config(t0, &set_config("home", pass)), Response::SetConfig(Status::Success));
-    assert_eq!(m.handle_config(t0, &Request::ApplyConfig), Response::ApplyConfig(Status::Success));
+    m.set_credentials(ALICE, credentials("home", pass)).unwrap();
+    m.apply_credentials(ALICE, t0).unwrap();
     (m, t0)
 }
 
@@ -86,8 +92,11 @@ fn success_persists_reports_and_auto_stops() {
         if list.get_at(0).is_some_and(|n| n.ssid().as_bytes() == b"home")));
     // Auto-stop is armed at 30 s; the first Connected report brings it forward to the cleanup delay.
     assert_eq!(m.poll_timeout(), Some(t1 + Duration::from_secs(30)));
-    let Response::GetStatus(report) = m.handle_config(t1, &Request::GetStatus) else { panic!() };
-    assert!(matches!(report.state, Some(StationState::Connected(ref info)) if info.ip4_addr == "10.0.0.5"));
+    // Another client seeing the success does not end provisioning; the one that applied does.
+    assert!(matches!(m.provisioning_status(BOB, t1), ProvisioningStatus::Connected(_)));
+    assert_eq!(m.state(), ProvState::Success);
+    let ProvisioningStatus::Connected(info) = status(&mut m, t1) else { panic!() };
+    assert_eq!(info.ip4.to_string(), "10.0.0.5");
     assert_eq!(m.state(), ProvState::Stopping);
     assert_eq!(m.poll_timeout(), Some(t1 + Duration::from_secs(1)));
     m.handle_timeout(t1 + Duration::from_secs(1));
@@ -116,14 +125,14 @@ fn wrong_passphrase_fails_and_reset_accepts_new_credentials() {
     let (id, _) = attempt(&mut m);
     m.handle_connect_result(t0 + Duration::from_secs(2), id, Err(ConnectError::AuthFailed));
     assert_eq!(m.state(), ProvState::Fail);
-    assert_eq!(status(&mut m, t0), Some(StationState::Failed(config::FailReason::AuthError)));
+    assert_eq!(status(&mut m, t0), ProvisioningStatus::Failed(FailReason::AuthError));
     assert!(events(&mut m).contains(&Event::CredFail(FailReason::AuthError)));
-    // Credentials applied and failed: ApplyConfig without new ones is refused.
-    assert_eq!(m.handle_config(t0, &Request::ApplyConfig), Response::ApplyConfig(Status::InternalError));
-    assert_eq!(m.handle_ctrl(t0, &ctrl::Request::Reset), ctrl::Response::Reset { status: Status::Success });
+    // Credentials applied and failed: applying without new ones is refused.
+    assert_eq!(m.apply_credentials(ALICE, t0), Err(RequestError::AlreadyApplied { state: ProvState::Fail }));
+    m.reset_on_failure().unwrap();
     assert_eq!(m.state(), ProvState::Started);
     // A second reset is refused: there is no failure to reset.
-    assert_eq!(m.handle_ctrl(t0, &ctrl::Request::Reset), ctrl::Response::Reset { status: Status::InternalError });
+    assert!(m.reset_on_failure().is_err());
 }
 
 #[test]
@@ -143,7 +152,7 @@ fn limited_attempts_report_what_remains_then_fail() {
     }
     assert_eq!(remaining, [2, 1]);
     // An unclassified failure at the limit reports ESP's default reason.
-    assert_eq!(status(&mut m, now), Some(StationState::Failed(config::FailReason::AuthError)));
+    assert_eq!(status(&mut m, now), ProvisioningStatus::Failed(FailReason::AuthError));
     assert!(events(&mut m).contains(&Event::CredFail(FailReason::AuthError)));
     m.handle_timeout(now + Duration::from_secs(3600));
     assert!(actions(&mut m).iter().all(|a| !matches!(a, Action::Connect { .. })), "no further attempt");
@@ -162,30 +171,51 @@ fn unlimited_attempts_retry_transient_failures_and_stop_on_definite_ones() {
     m.handle_connect_result(t0 + Duration::from_secs(3), first, Err(ConnectError::NetworkNotFound));
     assert_eq!(m.state(), ProvState::CredRecv);
     m.handle_connect_result(t0 + Duration::from_secs(4), second, Err(ConnectError::NetworkNotFound));
-    assert_eq!(status(&mut m, t0), Some(StationState::Failed(config::FailReason::NetworkNotFound)));
+    assert_eq!(status(&mut m, t0), ProvisioningStatus::Failed(FailReason::NetworkNotFound));
 }
 
 #[test]
-fn set_config_validation_and_state_rules() {
+fn credentials_follow_esp_state_rules() {
+    let t0 = Instant::now();
+    let mut m = Manager::new(ManagerConfig::default());
+    assert_eq!(m.set_credentials(ALICE, credentials("home", "long-enough")), Err(RequestError::NotServing));
+    m.start().unwrap();
+    assert_eq!(m.apply_credentials(ALICE, t0), Err(RequestError::NoCredentials));
+    // An open network: no passphrase.
+    m.set_credentials(ALICE, credentials("cafe", "")).unwrap();
+    m.apply_credentials(ALICE, t0).unwrap();
+    // Once applied, new credentials need the attempt to end first, as on ESP.
+    assert_eq!(m.set_credentials(ALICE, credentials("other", "long-enough")), Err(RequestError::Busy));
+    assert_eq!(m.apply_credentials(ALICE, t0), Err(RequestError::Busy));
+}
+
+#[test]
+fn each_client_applies_only_its_own_credentials() {
     let t0 = Instant::now();
     let mut m = Manager::new(ManagerConfig::default());
     m.start().unwrap();
-    for bad in [set_config("", "long-enough"), set_config(&"x".repeat(33), "long-enough"), set_config("a", "short")] {
-        assert_eq!(m.handle_config(t0, &bad), Response::SetConfig(Status::InvalidArgument));
-    }
-    let bad_bssid = Request::SetConfig(config::SetConfig {
-        ssid: b"a".to_vec(),
-        passphrase: b"".as_slice().into(),
-        bssid: vec![1, 2],
-        channel: 0,
-    });
-    assert_eq!(m.handle_config(t0, &bad_bssid), Response::SetConfig(Status::InvalidArgument));
-    assert_eq!(m.handle_config(t0, &Request::ApplyConfig), Response::ApplyConfig(Status::InternalError));
-    // An open network: empty passphrase.
-    assert_eq!(m.handle_config(t0, &set_config("cafe", "")), Response::SetConfig(Status::Success));
-    assert_eq!(m.handle_config(t0, &Request::ApplyConfig), Response::ApplyConfig(Status::Success));
-    // Once applied, new credentials need a reset first, as on ESP.
-    assert_eq!(m.handle_config(t0, &set_config("other", "long-enough")), Response::SetConfig(Status::InternalError));
+    // In lock-step: Alice sets the right passphrase, Bob a wrong one, Alice applies.
+    m.set_credentials(ALICE, credentials("home", "correct-horse")).unwrap();
+    m.set_credentials(BOB, credentials("home", "wrong-horse")).unwrap();
+    m.apply_credentials(ALICE, t0).unwrap();
+    // Bob's apply while Alice's attempt runs is refused; it does not replace hers.
+    assert_eq!(m.apply_credentials(BOB, t0), Err(RequestError::Busy));
+    m.handle_timeout(t0 + Duration::from_secs(1));
+    let (id, request) = attempt(&mut m);
+    assert_eq!(request.passphrase.unwrap().expose_secret(), "correct-horse", "the device joins with Alice's");
+    // Only Alice is told how her attempt counts down; Bob sees the station connecting.
+    assert_eq!(m.provisioning_status(BOB, t0), ProvisioningStatus::Connecting { attempts_remaining: None });
+    m.handle_connect_result(t0 + Duration::from_secs(2), id, Err(ConnectError::AuthFailed));
+    // Alice's failure never reads as Bob's: he still holds credentials of his own.
+    assert_eq!(status(&mut m, t0), ProvisioningStatus::Failed(FailReason::AuthError));
+    assert_eq!(m.provisioning_status(BOB, t0), ProvisioningStatus::Disconnected);
+    // A client with nothing in play (a later run of a command-line client) sees the device as ESP reports it.
+    let observer = ClientId(3);
+    assert_eq!(m.provisioning_status(observer, t0), ProvisioningStatus::Failed(FailReason::AuthError));
+    // A client that leaves takes its credentials with it.
+    m.forget_client(BOB);
+    m.reset_on_failure().unwrap();
+    assert_eq!(m.apply_credentials(BOB, t0), Err(RequestError::NoCredentials));
 }
 
 fn ap(ssid: Option<&str>, last: u8, rssi: i8) -> AccessPoint {
@@ -199,19 +229,18 @@ fn ap(ssid: Option<&str>, last: u8, rssi: i8) -> AccessPoint {
 }
 
 #[test]
-fn scan_results_are_sorted_filtered_capped_and_paged() {
+fn scan_results_are_sorted_filtered_and_capped() {
     let mut m = Manager::new(ManagerConfig { scan_max_entries: 3, ..ManagerConfig::default() });
-    let start = scan::Request::Start { blocking: false, passive: false, group_channels: 0, period_ms: 0 };
-    // Not serving: refused with a status.
-    assert_eq!(m.handle_scan(&start).unwrap(), scan::Response::Start { status: Status::InternalError });
+    // Not serving: refused.
+    assert_eq!(m.start_scan(ScanParams::default()), Err(RequestError::NotServing));
     m.start().unwrap();
     actions(&mut m);
-    assert_eq!(m.handle_scan(&start).unwrap(), scan::Response::Start { status: Status::Success });
+    m.start_scan(ScanParams::default()).unwrap();
     assert!(matches!(actions(&mut m).as_slice(), [Action::Scan(_)]));
     // A second start while scanning does not start another scan.
-    m.handle_scan(&start).unwrap();
+    m.start_scan(ScanParams::default()).unwrap();
     assert!(actions(&mut m).is_empty());
-    assert!(!m.scan_finished());
+    assert!(!m.scan_finished() && m.scan_running());
     m.handle_scan_result(Ok(vec![
         ap(Some("weak"), 1, -90),
         ap(None, 2, -10),
@@ -220,43 +249,25 @@ fn scan_results_are_sorted_filtered_capped_and_paged() {
         ap(Some("mid2"), 5, -61),
     ]));
     assert!(m.scan_finished());
-    assert_eq!(
-        m.handle_scan(&scan::Request::Status).unwrap(),
-        scan::Response::Status { status: Status::Success, finished: true, result_count: 3 }
-    );
-    let scan::Response::Result { status, entries } =
-        m.handle_scan(&scan::Request::Result { start_index: 0, count: 3 }).unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(status, Status::Success);
-    let names: Vec<&[u8]> = entries.iter().map(|e| e.ssid.as_slice()).collect();
+    let names: Vec<&[u8]> = m.scan_results().iter().map(|ap| ap.ssid.as_ref().unwrap().as_bytes()).collect();
     assert_eq!(names, [&b"strong"[..], b"mid", b"mid2"]);
-    assert!(matches!(
-        m.handle_scan(&scan::Request::Result { start_index: 3, count: 1 }),
-        Err(ManagerError::InvalidRequest(_))
-    ));
-    assert!(matches!(
-        m.handle_scan(&scan::Request::Result { start_index: 1, count: 3 }),
-        Err(ManagerError::InvalidRequest(_))
-    ));
 }
 
 #[test]
 fn reprovision_needs_auto_stop_disabled() {
     let (mut m, t0) = applied(ManagerConfig::default(), "correct-horse");
-    assert_eq!(m.handle_ctrl(t0, &ctrl::Request::Reprov), ctrl::Response::Reprov { status: Status::InternalError });
+    assert!(m.reset_for_reprovision(t0).is_err());
 
     let config = ManagerConfig { auto_stop: AutoStop::Disabled, ..ManagerConfig::default() };
     let (mut m, t0) = applied(config, "correct-horse");
     m.handle_timeout(t0 + Duration::from_secs(1));
     let (id, _) = attempt(&mut m);
     m.handle_connect_result(t0 + Duration::from_secs(1), id, Ok(link("home")));
-    let Response::GetStatus(_) = m.handle_config(t0, &Request::GetStatus) else { panic!() };
+    status(&mut m, t0);
     assert_eq!(m.state(), ProvState::Success, "no auto-stop");
     events(&mut m);
     actions(&mut m);
-    assert_eq!(m.handle_ctrl(t0, &ctrl::Request::Reprov), ctrl::Response::Reprov { status: Status::Success });
+    m.reset_for_reprovision(t0).unwrap();
     assert_eq!(m.state(), ProvState::Started);
     assert!(events(&mut m).contains(&Event::Start));
     assert!(actions(&mut m).iter().any(|a| matches!(a, Action::Disconnect)));
@@ -284,18 +295,12 @@ fn lifecycle_calls_are_checked() {
     m.start().unwrap();
     assert!(m.start().is_err());
     assert!(m.disable_auto_stop(Duration::from_secs(1)).is_err(), "only before start");
-    let Response::GetStatus(report) = m.handle_config(Instant::now(), &Request::GetStatus) else { panic!() };
-    assert_eq!(report.state, Some(StationState::Disconnected));
+    assert_eq!(status(&mut m, Instant::now()), ProvisioningStatus::Disconnected);
     m.deinit();
     let all = events(&mut m);
     assert_eq!(all.last(), Some(&Event::Deinit));
     assert!(all.contains(&Event::End));
-    let Response::GetStatus(report) = m.handle_config(Instant::now(), &Request::GetStatus) else { panic!() };
-    assert_eq!(
-        report,
-        config::StatusReport { status: Status::Success, state: None },
-        "a stopped manager reports nothing"
-    );
+    assert_eq!(status(&mut m, Instant::now()), ProvisioningStatus::NotServing, "a stopped manager reports nothing");
 }
 
 mod policy;

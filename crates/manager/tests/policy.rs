@@ -3,12 +3,13 @@
 use std::time::{Duration, Instant};
 
 use wifiprov_backend::{ConnectError, LinkEvent, Passphrase, Ssid};
-use wifiprov_manager::networks::{NetworkList, NetworkSecurity, SavedNetwork};
-use wifiprov_manager::{
-    Action, Event, Manager, ManagerConfig, NetworksReply, PolicyConfig, ProvState, WallClock, WifiState,
-    joined_response,
+use wifiprov_manager::networks::{
+    AddOutcome, ConnectOutcome, NetworkError, NetworkList, NetworkSecurity, SavedNetwork,
 };
-use wifiprov_proto::messages::networks::{AddRequest, ConnectFailure, NetStatus, Request, Response};
+use wifiprov_manager::{
+    Action, AddNetwork, ConnectNetwork, Event, JoinFirst, Manager, ManagerConfig, NetworksError, PolicyConfig,
+    ProvState, RequestOutcome, WallClock, WifiState,
+};
 
 use super::{actions, attempt, events, link};
 
@@ -169,17 +170,13 @@ fn a_link_regained_within_the_grace_period_keeps_provisioning_closed() {
     assert!(actions(&mut m).is_empty());
 }
 
-fn add(ssid: &str, connect: bool) -> Request {
-    let mut add = AddRequest::new(ssid, format!("{ssid}-passphrase").as_str());
-    add.connect = connect;
-    Request::Add(add)
+fn ssid(name: &str) -> Ssid {
+    Ssid::try_from(name).unwrap()
 }
 
-fn ready(reply: NetworksReply) -> Response {
-    match reply {
-        NetworksReply::Ready(response) => response,
-        other => panic!("expected an immediate answer, got {other:?}"),
-    }
+/// A network as a client adds it: WPA2 with a passphrase, security guessed.
+fn added(name: &str) -> SavedNetwork {
+    saved(name)
 }
 
 #[test]
@@ -187,50 +184,45 @@ fn the_ninth_network_is_refused_with_full() {
     let t0 = Instant::now();
     let mut m = manager(&[]);
     for i in 0..8 {
-        let response = ready(m.handle_networks(t0, &add(&format!("net{i}"), false)));
-        assert!(matches!(response, Response::Add { status: NetStatus::Success, priority, .. } if priority == i));
+        let reply = m.add_network(t0, added(&format!("net{i}")), None, JoinFirst::No).unwrap();
+        assert_eq!(reply, AddNetwork::Saved(AddOutcome::Added { index: i }));
     }
     let before = saved_order(&m);
     actions(&mut m);
-    assert!(matches!(ready(m.handle_networks(t0, &add("net8", false))), Response::Add { status: NetStatus::Full, .. }));
+    let full = Err(NetworksError::List(NetworkError::Full { capacity: 8 }));
+    assert_eq!(m.add_network(t0, added("net8"), None, JoinFirst::No), full);
     // A full list also refuses before trying to join.
-    assert!(matches!(ready(m.handle_networks(t0, &add("net8", true))), Response::Add { status: NetStatus::Full, .. }));
+    assert_eq!(m.add_network(t0, added("net8"), None, JoinFirst::Yes), full);
     assert_eq!(saved_order(&m), before);
     assert!(actions(&mut m).is_empty(), "nothing written, nothing joined");
     // Updating a saved network needs no room.
-    let response = ready(m.handle_networks(t0, &add("net3", false)));
-    assert!(matches!(response, Response::Add { status: NetStatus::Success, updated: true, priority: 3, .. }));
+    let reply = m.add_network(t0, added("net3"), None, JoinFirst::No).unwrap();
+    assert_eq!(reply, AddNetwork::Saved(AddOutcome::Updated { index: 3 }));
 }
 
 #[test]
 fn add_joins_first_and_saves_only_on_success() {
     let t0 = Instant::now();
     let mut m = manager(&["home"]);
-    let request = add("office", true);
-    let NetworksReply::AwaitJoin(id) = m.handle_networks(t0, &request) else { panic!() };
+    let AddNetwork::Joining(id) = m.add_network(t0, added("office"), None, JoinFirst::Yes).unwrap() else { panic!() };
     let (attempt_id, connect) = attempt(&mut m);
     assert_eq!(connect.ssid.as_bytes(), b"office");
     assert!(m.take_request_outcome(id).is_none(), "no outcome before the radio answers");
     m.handle_connect_result(t0, attempt_id, Err(ConnectError::AuthFailed));
-    let response = joined_response(&request, m.take_request_outcome(id));
-    assert!(matches!(
-        response,
-        Response::Add { status: NetStatus::ConnectFailed, failure: Some(ConnectFailure::Auth), .. }
-    ));
+    assert_eq!(m.take_request_outcome(id), Some(RequestOutcome::Failed(ConnectOutcome::AuthFailed)));
     assert_eq!(saved_order(&m), ["home"], "a network that failed is not saved");
     // The policy takes the radio back.
     let (back, request_back) = attempt(&mut m);
     assert_eq!(request_back.ssid.as_bytes(), b"home");
     m.handle_connect_result(t0, back, Ok(link("home")));
 
-    let mut good = AddRequest::new("office", "office-passphrase");
-    good.priority = Some(0);
-    let request = Request::Add(good);
-    let NetworksReply::AwaitJoin(id) = m.handle_networks(t0, &request) else { panic!() };
+    let AddNetwork::Joining(id) = m.add_network(t0, added("office"), Some(0), JoinFirst::Yes).unwrap() else {
+        panic!()
+    };
     let (attempt_id, _) = attempt(&mut m);
     m.handle_connect_result(t0, attempt_id, Ok(link("office")));
-    let response = joined_response(&request, m.take_request_outcome(id));
-    assert!(matches!(response, Response::Add { status: NetStatus::Success, priority: 0, connected: Some(_), .. }));
+    let Some(RequestOutcome::Joined { index: 0, updated: false, link }) = m.take_request_outcome(id) else { panic!() };
+    assert_eq!(link.ssid, ssid("office"));
     assert_eq!(saved_order(&m), ["office", "home"]);
     assert!(actions(&mut m).iter().any(|a| matches!(a, Action::SaveNetworks(_))));
     // The security the radio found replaces the guess.
@@ -245,52 +237,43 @@ fn removing_the_connected_network_leaves_it_and_joins_the_next() {
     let (id, _) = attempt(&mut m);
     m.handle_connect_result(t0, id, Ok(link("home")));
     actions(&mut m);
-    let response = ready(m.handle_networks(t0, &Request::Remove { ssid: b"home".to_vec() }));
-    assert_eq!(response, Response::Remove { status: NetStatus::Success });
+    m.remove_network(t0, &ssid("home")).unwrap();
     let pending = actions(&mut m);
     assert!(pending.iter().any(|a| matches!(a, Action::SaveNetworks(list) if list.len() == 1)));
-    assert!(pending.iter().any(|a| matches!(a, Action::Disconnect)));
-    assert!(
-        pending.iter().any(|a| matches!(a, Action::Connect { request, .. } if request.ssid.as_bytes() == b"office"))
-    );
-    assert_eq!(
-        ready(m.handle_networks(t0, &Request::Remove { ssid: b"home".to_vec() })),
-        Response::Remove { status: NetStatus::NotFound }
-    );
+    // The disconnect comes before the connect that follows it.
+    let disconnect = pending.iter().position(|a| matches!(a, Action::Disconnect)).unwrap();
+    let connect = pending
+        .iter()
+        .position(|a| matches!(a, Action::Connect { request, .. } if request.ssid.as_bytes() == b"office"))
+        .unwrap();
+    assert!(disconnect < connect);
+    assert!(matches!(m.remove_network(t0, &ssid("home")), Err(NetworksError::List(NetworkError::NotFound { .. }))));
 }
 
 #[test]
 fn move_reorders_and_refuses_out_of_range() {
-    let t0 = Instant::now();
     let mut m = manager(&["a", "b", "c"]);
-    let moved = ready(m.handle_networks(t0, &Request::Move { ssid: b"c".to_vec(), to: 0 }));
-    assert_eq!(moved, Response::Move { status: NetStatus::Success, from: 2 });
+    assert_eq!(m.move_network(&ssid("c"), 0), Ok(2));
     assert_eq!(saved_order(&m), ["c", "a", "b"]);
-    let refused = ready(m.handle_networks(t0, &Request::Move { ssid: b"a".to_vec(), to: 3 }));
-    assert!(matches!(refused, Response::Move { status: NetStatus::OutOfRange, .. }));
-    let missing = ready(m.handle_networks(t0, &Request::Move { ssid: b"zz".to_vec(), to: 0 }));
-    assert!(matches!(missing, Response::Move { status: NetStatus::NotFound, .. }));
+    assert!(matches!(m.move_network(&ssid("a"), 3), Err(NetworksError::List(NetworkError::OutOfRange { .. }))));
+    assert!(matches!(m.move_network(&ssid("zz"), 0), Err(NetworksError::List(NetworkError::NotFound { .. }))));
     assert_eq!(saved_order(&m), ["c", "a", "b"]);
 }
 
 #[test]
-fn connect_switches_and_a_provisioning_attempt_makes_the_radio_busy() {
+fn connect_switches_and_a_join_makes_the_radio_busy() {
     let t0 = Instant::now();
     let mut m = manager(&["home", "office"]);
     m.start_policy(t0);
     let (id, _) = attempt(&mut m);
     m.handle_connect_result(t0, id, Ok(link("home")));
-    let already = ready(m.handle_networks(t0, &Request::Connect { ssid: b"home".to_vec() }));
-    assert!(matches!(already, Response::Connect { status: NetStatus::Success, connected: Some(_), .. }));
-    let request = Request::Connect { ssid: b"office".to_vec() };
-    let NetworksReply::AwaitJoin(req) = m.handle_networks(t0, &request) else { panic!() };
+    assert!(matches!(m.connect_network(t0, &ssid("home")), Ok(ConnectNetwork::Connected(_))));
+    let Ok(ConnectNetwork::Joining(req)) = m.connect_network(t0, &ssid("office")) else { panic!() };
     let (id, _) = attempt(&mut m);
     // A second join request while the first is under way is refused.
-    let busy = ready(m.handle_networks(t0, &Request::Connect { ssid: b"home".to_vec() }));
-    assert!(matches!(busy, Response::Connect { status: NetStatus::Busy, .. }));
+    assert_eq!(m.connect_network(t0, &ssid("home")), Err(NetworksError::Busy));
     m.handle_connect_result(t0, id, Ok(link("office")));
-    let done = joined_response(&request, m.take_request_outcome(req));
-    assert!(matches!(done, Response::Connect { status: NetStatus::Success, .. }));
+    assert!(matches!(m.take_request_outcome(req), Some(RequestOutcome::Joined { .. })));
     assert_eq!(saved_order(&m), ["home", "office"], "switching does not reorder");
 }
 
@@ -301,21 +284,21 @@ fn list_merges_saved_and_scanned_and_carries_no_secret() {
     m.start_policy(t0);
     let (id, _) = attempt(&mut m);
     m.handle_connect_result(t0, id, Ok(link("home")));
-    assert_eq!(m.handle_networks(t0, &Request::List { scan: true }), NetworksReply::AwaitScan);
+    actions(&mut m);
+    m.scan_for_listing();
+    assert!(matches!(actions(&mut m).as_slice(), [Action::Scan(_)]));
     m.handle_scan_result(Ok(vec![super::ap(Some("home"), 1, -40), super::ap(Some("cafe"), 9, -70)]));
     assert!(m.scan_finished());
-    let Response::List { status, networks, capacity } = m.networks_listing(NetStatus::Success) else { panic!() };
-    assert_eq!((status, capacity), (NetStatus::Success, 8));
-    let summary: Vec<_> =
-        networks.iter().map(|n| (String::from_utf8_lossy(&n.ssid).into_owned(), n.priority, n.connected)).collect();
+    let listed = m.listed_networks();
+    let summary: Vec<_> = listed.iter().map(|n| (n.ssid.to_string(), n.priority, n.connected)).collect();
     assert_eq!(
         summary,
         [("home".to_owned(), Some(0), true), ("attic".to_owned(), Some(1), false), ("cafe".to_owned(), None, false)]
     );
-    assert_eq!(networks.first().unwrap().rssi, Some(-40));
-    assert_eq!(networks.get(1).unwrap().rssi, None);
-    let encoded = Response::List { status, networks, capacity }.encode();
-    assert!(!encoded.windows(b"passphrase".len()).any(|w| w == b"passphrase"));
+    assert_eq!(listed.first().unwrap().rssi.map(|r| r.dbm()), Some(-40));
+    assert_eq!(listed.get(1).unwrap().rssi, None);
+    assert!(listed.first().unwrap().last_result.is_some_and(|r| r.outcome == ConnectOutcome::Connected));
+    assert!(!format!("{listed:?}").contains("passphrase"));
 }
 
 #[test]
@@ -323,18 +306,12 @@ fn a_provisioning_attempt_preempts_a_waiting_join_request() {
     let t0 = Instant::now();
     let mut m = manager(&["home"]);
     m.start().unwrap();
-    let request = add("office", true);
-    let NetworksReply::AwaitJoin(req) = m.handle_networks(t0, &request) else { panic!() };
+    let AddNetwork::Joining(req) = m.add_network(t0, added("office"), None, JoinFirst::Yes).unwrap() else { panic!() };
     actions(&mut m);
-    let set = wifiprov_proto::messages::config::Request::SetConfig(wifiprov_proto::messages::config::SetConfig {
-        ssid: b"cafe".to_vec(),
-        passphrase: b"".as_slice().into(),
-        bssid: vec![],
-        channel: 0,
-    });
-    m.handle_config(t0, &set);
-    m.handle_config(t0, &wifiprov_proto::messages::config::Request::ApplyConfig);
-    let response = joined_response(&request, m.take_request_outcome(req));
-    assert!(matches!(response, Response::Add { status: NetStatus::Busy, .. }));
+    let client = wifiprov_manager::ClientId(7);
+    let credentials = wifiprov_manager::Credentials { ssid: ssid("cafe"), passphrase: None };
+    m.set_credentials(client, credentials).unwrap();
+    m.apply_credentials(client, t0).unwrap();
+    assert_eq!(m.take_request_outcome(req), Some(RequestOutcome::Preempted));
     assert_eq!(saved_order(&m), ["home"]);
 }

@@ -1,42 +1,85 @@
 //! The protocomm endpoint layer: dispatch, encryption around handlers, and the bounded session table.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wifiprov_proto::danger;
-use wifiprov_proto::endpoint::{HandlerError, Protocomm, ProtocommError, Refusal, SessionId, SessionLimits, names};
+use wifiprov_proto::endpoint::{
+    EndpointHandler, HandlerError, HandlerFuture, Peer, Plaintext, Protocomm, ProtocommError, SessionId, SessionLimits,
+    Step, names,
+};
 use wifiprov_proto::security::{ClientSession, DeviceSecurity, Sec2Patch, SecurityError};
-use wifiprov_testkit::SeededRandom;
+use wifiprov_testkit::{SeededRandom, block_on};
 
 use crate::common::{PASSWORD, sec1_client, sec1_device, sec2_client, sec2_device};
 
-fn echo(_: SessionId, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
+const ALICE: Peer = Peer::new(1);
+const MALLORY: Peer = Peer::new(2);
+
+fn echo(_: Option<SessionId>, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
     Ok([b"echo:", request].concat())
 }
 
+fn limits(max_sessions: usize) -> SessionLimits {
+    SessionLimits {
+        max_sessions,
+        max_handshakes: max_sessions,
+        idle_timeout: Duration::from_secs(60),
+        handshake_timeout: Duration::from_secs(10),
+    }
+}
+
 fn device(security: DeviceSecurity, max_sessions: usize) -> Protocomm {
-    let mut pc = Protocomm::new(SessionLimits { max_sessions, idle_timeout: Duration::from_secs(60) });
+    let mut pc = Protocomm::new(limits(max_sessions));
     pc.set_version(names::PROTO_VER, "v-test").unwrap();
-    pc.set_security(names::PROV_SESSION, security).unwrap();
-    pc.add_endpoint(names::PROV_CONFIG, std::sync::Arc::new(echo)).unwrap();
+    let _ = pc.set_security(names::PROV_SESSION, security).unwrap();
+    pc.add_endpoint(names::PROV_CONFIG, Arc::new(echo)).unwrap();
     pc
 }
 
-/// Runs the handshake of `client` through `pc` on `session`.
+fn request(
+    pc: &mut Protocomm,
+    now: Instant,
+    peer: Peer,
+    claim: Option<SessionId>,
+    endpoint: &str,
+    body: &[u8],
+    rng: &mut SeededRandom,
+) -> Result<(Option<SessionId>, Vec<u8>), ProtocommError> {
+    block_on(pc.handle(now, peer, claim, endpoint, body, rng))
+}
+
+/// Runs the handshake of `client` from `peer`, opening a session unless `claim` names one; returns the session
+/// and the established client.
 fn connect(
     pc: &mut Protocomm,
-    session: SessionId,
+    peer: Peer,
+    claim: Option<SessionId>,
     mut client: ClientSession,
     now: Instant,
     rng: &mut SeededRandom,
-) -> ClientSession {
-    let mut request = client.start(rng).unwrap();
+) -> (SessionId, ClientSession) {
+    let mut body = client.start(rng).unwrap();
+    let mut session = claim;
     loop {
-        let response = pc.handle(now, session, names::PROV_SESSION, &request, rng).unwrap();
+        let (id, response) = request(pc, now, peer, session, names::PROV_SESSION, &body, rng).unwrap();
+        session = id;
         match client.handle_response(&response, rng).unwrap() {
-            Some(next) => request = next,
-            None => return client,
+            Some(next) => body = next,
+            None => return (session.unwrap(), client),
         }
     }
+}
+
+/// Sends only the first handshake message (a session left half-open); returns its session.
+fn half_open(
+    pc: &mut Protocomm,
+    peer: Peer,
+    now: Instant,
+    rng: &mut SeededRandom,
+) -> Result<SessionId, ProtocommError> {
+    let body = ClientSession::new(sec1_client("pop")).start(rng).unwrap();
+    request(pc, now, peer, None, names::PROV_SESSION, &body, rng).map(|(id, _)| id.unwrap())
 }
 
 fn call(
@@ -47,9 +90,9 @@ fn call(
     now: Instant,
     rng: &mut SeededRandom,
 ) -> Result<Vec<u8>, ProtocommError> {
-    let mut request = body.to_vec();
-    client.encrypt(&mut request).unwrap();
-    let mut response = pc.handle(now, session, names::PROV_CONFIG, &request, rng)?;
+    let mut body = body.to_vec();
+    client.encrypt(&mut body).unwrap();
+    let (_, mut response) = request(pc, now, ALICE, Some(session), names::PROV_CONFIG, &body, rng)?;
     client.decrypt(&mut response).unwrap();
     Ok(response)
 }
@@ -59,45 +102,78 @@ fn handlers_see_plaintext_and_answers_are_encrypted() {
     let now = Instant::now();
     let mut rng = SeededRandom::new(1);
     let mut pc = device(sec2_device(Sec2Patch::Counter), 4);
-    let s = SessionId(1);
-    let _ = pc.open_session(s, now).unwrap();
-    let mut client = connect(&mut pc, s, ClientSession::new(sec2_client(PASSWORD, Sec2Patch::Counter)), now, &mut rng);
+    let client = ClientSession::new(sec2_client(PASSWORD, Sec2Patch::Counter));
+    let (s, mut client) = connect(&mut pc, ALICE, None, client, now, &mut rng);
+    assert!(pc.is_established(s));
     assert_eq!(call(&mut pc, s, &mut client, b"hello", now, &mut rng).unwrap(), b"echo:hello");
     assert_eq!(call(&mut pc, s, &mut client, b"again", now, &mut rng).unwrap(), b"echo:again");
 }
 
 #[test]
-fn version_needs_no_session_and_is_never_encrypted() {
+fn only_the_security_endpoint_opens_sessions() {
+    let now = Instant::now();
+    let mut rng = SeededRandom::new(2);
     let mut pc = device(sec1_device("pop"), 1);
-    let reply = pc.handle(Instant::now(), SessionId(99), names::PROTO_VER, b"---", &mut SeededRandom::new(0)).unwrap();
-    assert_eq!(reply, b"v-test");
+    // proto-ver answers anyone and opens nothing, however often it is asked.
+    for _ in 0..10 {
+        let (session, reply) = request(&mut pc, now, MALLORY, None, names::PROTO_VER, b"---", &mut rng).unwrap();
+        assert_eq!((session, reply.as_slice()), (None, &b"v-test"[..]));
+    }
+    assert_eq!(pc.session_count(), 0);
+    // Neither do encrypted endpoints without a session, nor with a claim on a session that is not open.
+    let err = request(&mut pc, now, MALLORY, None, names::PROV_CONFIG, b"x", &mut rng).unwrap_err();
+    assert!(matches!(err, ProtocommError::NoSession), "{err:?}");
+    let err = request(&mut pc, now, MALLORY, Some(SessionId(9)), names::PROV_CONFIG, b"x", &mut rng).unwrap_err();
+    assert!(matches!(err, ProtocommError::UnknownSession(SessionId(9))), "{err:?}");
+    assert_eq!(pc.session_count(), 0);
+
+    // The first handshake message opens one, under a fresh id, even when it claims a stale session.
+    let first = ClientSession::new(sec1_client("pop")).start(&mut rng).unwrap();
+    let begun = pc.begin(now, ALICE, Some(SessionId(9)), names::PROV_SESSION, first, &mut rng).unwrap();
+    let id = begun.session.unwrap();
+    assert!(begun.opened.is_some_and(|o| o.closed.is_empty()), "a new session, nothing closed");
+    assert_ne!(id, SessionId(9));
+    let Step::Handshake(step) = begun.step else { panic!("a handshake step") };
+    let (checkout, reply) = step.run(&mut rng);
+    let _ = pc.check_in(checkout);
+    reply.unwrap();
+    // proto-ver with that session runs in it, and opens nothing either.
+    let (session, _) = request(&mut pc, now, ALICE, Some(id), names::PROTO_VER, b"---", &mut rng).unwrap();
+    assert_eq!(session, Some(id));
+    assert_eq!(pc.session_count(), 1);
 }
 
 #[test]
-fn unknown_endpoint_unknown_session_and_unestablished_session_are_refused() {
+fn unknown_endpoint_and_unestablished_session_are_refused() {
     let now = Instant::now();
     let mut rng = SeededRandom::new(2);
     let mut pc = device(sec1_device("pop"), 2);
-    assert!(matches!(pc.handle(now, SessionId(1), "nope", b"x", &mut rng), Err(ProtocommError::UnknownEndpoint(_))));
-    assert!(matches!(
-        pc.handle(now, SessionId(1), names::PROV_CONFIG, b"x", &mut rng),
-        Err(ProtocommError::UnknownSession(_))
-    ));
-    assert!(matches!(
-        pc.handle(now, SessionId(1), names::PROV_SESSION, b"x", &mut rng),
-        Err(ProtocommError::UnknownSession(_))
-    ));
-    let _ = pc.open_session(SessionId(1), now).unwrap();
-    let err = pc.handle(now, SessionId(1), names::PROV_CONFIG, b"x", &mut rng).unwrap_err();
+    let err = request(&mut pc, now, ALICE, None, "nope", b"x", &mut rng).unwrap_err();
+    assert!(matches!(err, ProtocommError::UnknownEndpoint(_)));
+    let s = half_open(&mut pc, ALICE, now, &mut rng).unwrap();
+    let err = request(&mut pc, now, ALICE, Some(s), names::PROV_CONFIG, b"x", &mut rng).unwrap_err();
     assert!(matches!(err, ProtocommError::Security { source: SecurityError::NotEstablished, .. }), "{err:?}");
 }
 
 #[test]
-fn sec0_serves_ordinary_endpoints_without_a_handshake() {
+fn sec0_serves_ordinary_endpoints_without_a_session() {
     let mut pc = device(danger::sec0(), 1);
-    let reply =
-        pc.handle(Instant::now(), SessionId(5), names::PROV_CONFIG, b"plain", &mut SeededRandom::new(0)).unwrap();
-    assert_eq!(reply, b"echo:plain");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = {
+        let seen = seen.clone();
+        move |session: Option<SessionId>, _: &[u8]| -> Result<Vec<u8>, HandlerError> {
+            seen.lock().unwrap().push(session);
+            Ok(b"ok".to_vec())
+        }
+    };
+    pc.add_endpoint("custom-record", Arc::new(record)).unwrap();
+    let mut rng = SeededRandom::new(0);
+    let (session, reply) =
+        request(&mut pc, Instant::now(), ALICE, None, names::PROV_CONFIG, b"plain", &mut rng).unwrap();
+    assert_eq!((session, reply.as_slice()), (None, &b"echo:plain"[..]));
+    request(&mut pc, Instant::now(), ALICE, Some(SessionId(3)), "custom-record", b"x", &mut rng).unwrap();
+    assert_eq!(*seen.lock().unwrap(), [None], "the handler sees that no session was involved");
+    assert_eq!(pc.session_count(), 0);
 }
 
 #[test]
@@ -105,61 +181,170 @@ fn sessions_are_isolated() {
     let now = Instant::now();
     let mut rng = SeededRandom::new(3);
     let mut pc = device(sec1_device("pop"), 4);
-    let (a, b) = (SessionId(10), SessionId(20));
-    let _ = pc.open_session(a, now).unwrap();
-    let _ = pc.open_session(b, now).unwrap();
-    let mut ca = connect(&mut pc, a, ClientSession::new(sec1_client("pop")), now, &mut rng);
-    let mut cb = connect(&mut pc, b, ClientSession::new(sec1_client("pop")), now, &mut rng);
+    let (a, mut ca) = connect(&mut pc, ALICE, None, ClientSession::new(sec1_client("pop")), now, &mut rng);
+    let (b, mut cb) = connect(&mut pc, MALLORY, None, ClientSession::new(sec1_client("pop")), now, &mut rng);
+    assert_ne!(a, b);
     for i in 0..5 {
         let body = format!("a{i}");
-        assert_eq!(
-            call(&mut pc, a, &mut ca, body.as_bytes(), now, &mut rng).unwrap(),
-            format!("echo:{body}").as_bytes()
-        );
+        let reply = call(&mut pc, a, &mut ca, body.as_bytes(), now, &mut rng).unwrap();
+        assert_eq!(reply, format!("echo:{body}").as_bytes());
         let body = format!("b{i}");
-        assert_eq!(
-            call(&mut pc, b, &mut cb, body.as_bytes(), now, &mut rng).unwrap(),
-            format!("echo:{body}").as_bytes()
-        );
+        let reply = call(&mut pc, b, &mut cb, body.as_bytes(), now, &mut rng).unwrap();
+        assert_eq!(reply, format!("echo:{body}").as_bytes());
     }
 }
 
 #[test]
-fn full_table_evicts_unauthenticated_first_and_never_an_active_established_session() {
+fn a_flood_of_handshakes_replaces_only_its_own_sessions() {
     let t0 = Instant::now();
     let mut rng = SeededRandom::new(4);
+    let mut pc = device(sec1_device("pop"), 4);
+    // Alice's handshake is under way on a live connection.
+    let alice = half_open(&mut pc, ALICE, t0, &mut rng).unwrap();
+    pc.attach(alice);
+    // Mallory opens far more handshakes than there is room for, each on a live connection.
+    let mut mallory = Vec::new();
+    for i in 0..20 {
+        let now = t0 + Duration::from_millis(i);
+        let id = half_open(&mut pc, MALLORY, now, &mut rng).unwrap();
+        pc.attach(id);
+        mallory.push(id);
+    }
+    assert_eq!(pc.session_count(), 4);
+    assert!(pc.has_session(alice), "a peer's one live handshake is never evicted by another's flood");
+    let kept: Vec<SessionId> = mallory.iter().copied().filter(|id| pc.has_session(*id)).collect();
+    assert_eq!(kept, mallory[17..], "the flood evicts its own oldest first");
+    // Alice finishes her handshake in the same session.
+    let (_, mut client) = connect(&mut pc, ALICE, Some(alice), ClientSession::new(sec1_client("pop")), t0, &mut rng);
+    assert_eq!(call(&mut pc, alice, &mut client, b"mine", t0, &mut rng).unwrap(), b"echo:mine");
+}
+
+#[test]
+fn a_newcomer_takes_the_noisiest_peers_abandoned_handshake_first() {
+    let t0 = Instant::now();
+    let mut rng = SeededRandom::new(5);
+    let mut pc = device(sec1_device("pop"), 3);
+    let quiet = half_open(&mut pc, ALICE, t0, &mut rng).unwrap();
+    let live = half_open(&mut pc, MALLORY, t0 + Duration::from_secs(1), &mut rng).unwrap();
+    pc.attach(live);
+    let abandoned = half_open(&mut pc, MALLORY, t0 + Duration::from_secs(2), &mut rng).unwrap();
+    // The quiet peer's session is the oldest and abandoned too, but the noisiest peer pays first, and its
+    // abandoned handshake before its live one.
+    let newcomer = half_open(&mut pc, Peer::new(3), t0 + Duration::from_secs(3), &mut rng).unwrap();
+    assert!(!pc.has_session(abandoned));
+    assert!(pc.has_session(quiet) && pc.has_session(live) && pc.has_session(newcomer));
+}
+
+#[test]
+fn established_sessions_make_room_only_for_clients_that_proved_their_credential() {
+    let t0 = Instant::now();
+    let mut rng = SeededRandom::new(6);
     let mut pc = device(sec1_device("pop"), 2);
-    let (est, half, newcomer, another) = (SessionId(1), SessionId(2), SessionId(3), SessionId(4));
-    let _ = pc.open_session(est, t0).unwrap();
-    pc.attach(est);
-    let mut client = connect(&mut pc, est, ClientSession::new(sec1_client("pop")), t0, &mut rng);
-    let _ = pc.open_session(half, t0 + Duration::from_secs(1)).unwrap();
-    pc.attach(half);
-
-    // The half-open session goes even though it was used more recently than the established one.
-    let opened = pc.open_session(newcomer, t0 + Duration::from_secs(2)).unwrap();
-    assert_eq!(opened.evicted, Some(half));
-    assert!(pc.has_session(est) && pc.has_session(newcomer) && !pc.has_session(half));
-
-    // Now the newcomer is the only unauthenticated one.
-    let opened = pc.open_session(another, t0 + Duration::from_secs(3)).unwrap();
-    assert_eq!(opened.evicted, Some(newcomer));
-
-    // With only established sessions whose clients are still connected, a newcomer is refused rather than
-    // destroying one.
-    pc.attach(another);
-    let _ = connect(&mut pc, another, ClientSession::new(sec1_client("pop")), t0 + Duration::from_secs(4), &mut rng);
-    let err = pc.open_session(SessionId(5), t0 + Duration::from_secs(5)).unwrap_err();
-    assert!(matches!(err, ProtocommError::TooManySessions(2)));
+    let client = || ClientSession::new(sec1_client("pop"));
+    let (a, mut ca) = connect(&mut pc, ALICE, None, client(), t0, &mut rng);
+    pc.attach(a);
+    let (b, _) = connect(&mut pc, ALICE, None, client(), t0 + Duration::from_secs(1), &mut rng);
+    // b's client left (no connection). Handshakes without a credential never touch established sessions.
+    for i in 0..5 {
+        half_open(&mut pc, MALLORY, t0 + Duration::from_secs(2 + i), &mut rng).unwrap();
+    }
+    assert!(pc.has_session(a) && pc.has_session(b));
+    // A client that completes its handshake takes the place of the one that left.
+    let (c, mut cc) = connect(&mut pc, Peer::new(3), None, client(), t0 + Duration::from_secs(10), &mut rng);
+    pc.attach(c);
+    assert!(pc.has_session(a) && !pc.has_session(b) && pc.has_session(c));
+    // With every established session still connected, the next one is refused when its handshake completes.
+    let mut late = client();
+    let mut body = late.start(&mut rng).unwrap();
+    let mut session = None;
+    let refused = loop {
+        match request(
+            &mut pc,
+            t0 + Duration::from_secs(11),
+            Peer::new(4),
+            session,
+            names::PROV_SESSION,
+            &body,
+            &mut rng,
+        ) {
+            Ok((id, response)) => {
+                session = id;
+                match late.handle_response(&response, &mut rng).unwrap() {
+                    Some(next) => body = next,
+                    None => panic!("the handshake completed although there is no room"),
+                }
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(refused, ProtocommError::TooManySessions(_)), "{refused:?}");
+    assert!(!pc.has_session(session.unwrap()), "the refused session is closed");
     assert_eq!(
-        call(&mut pc, est, &mut client, b"still here", t0 + Duration::from_secs(6), &mut rng).unwrap(),
+        call(&mut pc, a, &mut ca, b"still here", t0 + Duration::from_secs(12), &mut rng).unwrap(),
         b"echo:still here"
     );
+    assert_eq!(call(&mut pc, c, &mut cc, b"me too", t0 + Duration::from_secs(12), &mut rng).unwrap(), b"echo:me too");
+    // An established session nobody carries expires after the idle timeout.
+    pc.detach(c);
+    let opened = pc.open_session(SessionId(99), MALLORY, t0 + Duration::from_secs(100)).unwrap();
+    assert_eq!(opened.closed, [c]);
+    assert!(pc.has_session(a), "the connected session stays, however long it is idle");
+}
 
-    // Once the established sessions have been idle past the timeout, the least recently used one makes room.
-    let later = t0 + Duration::from_secs(200);
-    let opened = pc.open_session(SessionId(6), later).unwrap();
-    assert_eq!(opened.evicted, Some(another));
+#[test]
+fn a_stalled_handshake_makes_room_even_on_a_live_connection() {
+    let t0 = Instant::now();
+    let mut rng = SeededRandom::new(7);
+    let mut pc = device(sec1_device("pop"), 1);
+    let stalled = half_open(&mut pc, ALICE, t0, &mut rng).unwrap();
+    pc.attach(stalled);
+    assert!(matches!(
+        half_open(&mut pc, MALLORY, t0 + Duration::from_secs(9), &mut rng),
+        Err(ProtocommError::TooManySessions(1))
+    ));
+    let newcomer = half_open(&mut pc, MALLORY, t0 + Duration::from_secs(10), &mut rng).unwrap();
+    assert!(pc.has_session(newcomer) && !pc.has_session(stalled));
+}
+
+#[test]
+fn a_session_serves_one_request_at_a_time() {
+    let now = Instant::now();
+    let mut rng = SeededRandom::new(8);
+    let mut pc = device(danger::sec0(), 2);
+    let (s, _) = connect(
+        &mut pc,
+        ALICE,
+        None,
+        ClientSession::new(wifiprov_proto::security::ClientSecurity::sec0()),
+        now,
+        &mut rng,
+    );
+    let first = pc.begin(now, ALICE, Some(s), names::PROV_CONFIG, b"one".to_vec(), &mut rng).unwrap();
+    let err = pc.begin(now, ALICE, Some(s), names::PROV_CONFIG, b"two".to_vec(), &mut rng).unwrap_err();
+    assert!(matches!(err, ProtocommError::SessionBusy(id) if id == s));
+    let Step::Call(call) = first.step else { panic!("a call") };
+    let (checkout, reply) = block_on(call.run());
+    assert_eq!(reply.unwrap(), b"echo:one");
+    let _ = pc.check_in(checkout.unwrap());
+    assert!(pc.begin(now, ALICE, Some(s), names::PROV_CONFIG, b"two".to_vec(), &mut rng).is_ok());
+
+    // A session closed while checked out stays closed when its request ends.
+    let (t, _) = connect(
+        &mut pc,
+        MALLORY,
+        None,
+        ClientSession::new(wifiprov_proto::security::ClientSecurity::sec0()),
+        now,
+        &mut rng,
+    );
+    let Step::Call(call) = pc.begin(now, MALLORY, Some(t), names::PROV_CONFIG, b"x".to_vec(), &mut rng).unwrap().step
+    else {
+        panic!("a call")
+    };
+    assert!(pc.close_session(t));
+    let (checkout, _) = block_on(call.run());
+    let _ = pc.check_in(checkout.unwrap());
+    assert!(!pc.has_session(t));
 }
 
 #[test]
@@ -169,20 +354,18 @@ fn custom_endpoints_are_created_before_and_registered_after() {
     let mut pc = device(sec1_device("pop"), 1);
     pc.create_endpoint("custom-data").unwrap();
     assert!(matches!(pc.create_endpoint("custom-data"), Err(ProtocommError::DuplicateEndpoint(_))));
-    let _ = pc.open_session(SessionId(1), now).unwrap();
-    let mut client = connect(&mut pc, SessionId(1), ClientSession::new(sec1_client("pop")), now, &mut rng);
+    let (s, mut client) = connect(&mut pc, ALICE, None, ClientSession::new(sec1_client("pop")), now, &mut rng);
     // Refused before decryption, as on ESP, so the device's keystream does not move: send bytes our client
     // did not encrypt, or its stream would run ahead of the device's.
     assert!(matches!(
-        pc.handle(now, SessionId(1), "custom-data", b"hi", &mut rng),
+        request(&mut pc, now, ALICE, Some(s), "custom-data", b"hi", &mut rng),
         Err(ProtocommError::NotRegistered(_))
     ));
 
-    pc.register_handler("custom-data", std::sync::Arc::new(|_: SessionId, _: &[u8]| Ok(b"SUCCESS\0".to_vec())))
-        .unwrap();
+    pc.register_handler("custom-data", Arc::new(|_: Option<SessionId>, _: &[u8]| Ok(b"SUCCESS\0".to_vec()))).unwrap();
     let mut body = b"hi".to_vec();
     client.encrypt(&mut body).unwrap();
-    let mut reply = pc.handle(now, SessionId(1), "custom-data", &body, &mut rng).unwrap();
+    let (_, mut reply) = request(&mut pc, now, ALICE, Some(s), "custom-data", &body, &mut rng).unwrap();
     client.decrypt(&mut reply).unwrap();
     assert_eq!(reply, b"SUCCESS\0");
     assert_eq!(
@@ -191,7 +374,7 @@ fn custom_endpoints_are_created_before_and_registered_after() {
     );
     assert!(pc.remove_endpoint("custom-data"));
     assert!(matches!(
-        pc.handle(now, SessionId(1), "custom-data", b"x", &mut rng),
+        request(&mut pc, now, ALICE, Some(s), "custom-data", b"x", &mut rng),
         Err(ProtocommError::UnknownEndpoint(_))
     ));
 }
@@ -201,45 +384,27 @@ fn a_failing_handler_gets_no_answer_and_the_session_survives() {
     let now = Instant::now();
     let mut rng = SeededRandom::new(6);
     let mut pc = device(sec2_device(Sec2Patch::Counter), 1);
-    pc.add_endpoint("fails", std::sync::Arc::new(|_: SessionId, _: &[u8]| Err(HandlerError::Rejected("no".into()))))
-        .unwrap();
-    let s = SessionId(1);
-    let _ = pc.open_session(s, now).unwrap();
-    let mut client = connect(&mut pc, s, ClientSession::new(sec2_client(PASSWORD, Sec2Patch::Counter)), now, &mut rng);
+    let fails =
+        |_: Option<SessionId>, _: &[u8]| -> Result<Vec<u8>, HandlerError> { Err(HandlerError::Rejected("no".into())) };
+    pc.add_endpoint("fails", Arc::new(fails)).unwrap();
+    let client = ClientSession::new(sec2_client(PASSWORD, Sec2Patch::Counter));
+    let (s, mut client) = connect(&mut pc, ALICE, None, client, now, &mut rng);
     let mut body = b"x".to_vec();
     client.encrypt(&mut body).unwrap();
-    assert!(matches!(pc.handle(now, s, "fails", &body, &mut rng), Err(ProtocommError::Handler { .. })));
+    let err = request(&mut pc, now, ALICE, Some(s), "fails", &body, &mut rng).unwrap_err();
+    assert!(matches!(err, ProtocommError::Handler { .. }));
     // Both sides consumed the request's nonce and neither the (unsent) response's, so they stay in step.
     assert!(pc.is_established(s));
     assert_eq!(call(&mut pc, s, &mut client, b"next", now, &mut rng).unwrap(), b"echo:next");
 }
 
-#[test]
-fn established_sessions_whose_clients_left_make_room() {
-    let t0 = Instant::now();
-    let mut rng = SeededRandom::new(7);
-    let mut pc = device(sec1_device("pop"), 2);
-    let (a, b, c) = (SessionId(1), SessionId(2), SessionId(3));
-    for (i, id) in [a, b].into_iter().enumerate() {
-        let _ = pc.open_session(id, t0 + Duration::from_secs(i as u64)).unwrap();
-        pc.attach(id);
-        let _ =
-            connect(&mut pc, id, ClientSession::new(sec1_client("pop")), t0 + Duration::from_secs(i as u64), &mut rng);
+/// A handler whose future panics on its first poll.
+struct PanicsLater;
+
+impl EndpointHandler for PanicsLater {
+    fn handle(&self, _: Option<SessionId>, _: Plaintext) -> HandlerFuture {
+        Box::pin(async { panic!("handler bug inside its future") })
     }
-    assert!(matches!(pc.open_session(c, t0 + Duration::from_secs(5)), Err(ProtocommError::TooManySessions(2))));
-    // b's client disconnects (its last connection detaches): b makes room, although a is older.
-    pc.detach(b);
-    assert_eq!(pc.open_session(c, t0 + Duration::from_secs(6)).unwrap().evicted, Some(b));
-    assert!(pc.has_session(a) && pc.has_session(c));
-    // Reopening an id keeps its connection count: a is still attached and still protected.
-    let _ = pc.open_session(a, t0 + Duration::from_secs(7)).unwrap();
-    pc.attach(c);
-    let _ = connect(&mut pc, c, ClientSession::new(sec1_client("pop")), t0 + Duration::from_secs(7), &mut rng);
-    let _ = connect(&mut pc, a, ClientSession::new(sec1_client("pop")), t0 + Duration::from_secs(7), &mut rng);
-    assert!(matches!(
-        pc.open_session(SessionId(4), t0 + Duration::from_secs(8)),
-        Err(ProtocommError::TooManySessions(2))
-    ));
 }
 
 #[test]
@@ -247,18 +412,28 @@ fn a_panicking_handler_fails_its_request_and_the_session_survives() {
     let now = Instant::now();
     let mut rng = SeededRandom::new(7);
     let mut pc = device(danger::sec0(), 2);
-    let panics = |_: SessionId, _: &[u8]| -> Result<Vec<u8>, HandlerError> { panic!("handler bug") };
-    pc.add_endpoint("custom-panics", std::sync::Arc::new(panics)).unwrap();
-    let session = SessionId(3);
-    let _ = pc.open_session(session, now).unwrap();
-    let err = pc.handle(now, session, "custom-panics", b"x", &mut rng).unwrap_err();
-    assert!(
-        matches!(err, ProtocommError::Handler { source: HandlerError::Internal(_), .. }),
-        "a panic is the device's own failure: {err:?}"
+    let panics = |_: Option<SessionId>, _: &[u8]| -> Result<Vec<u8>, HandlerError> { panic!("handler bug") };
+    pc.add_endpoint("custom-panics", Arc::new(panics)).unwrap();
+    pc.add_endpoint("custom-panics-later", Arc::new(PanicsLater)).unwrap();
+    let (session, _) = connect(
+        &mut pc,
+        ALICE,
+        None,
+        ClientSession::new(wifiprov_proto::security::ClientSecurity::sec0()),
+        now,
+        &mut rng,
     );
-    assert!(!err.is_peer_fault());
-    // The session was checked back in: the next request of the same session is served.
-    assert_eq!(pc.handle(now, session, names::PROV_CONFIG, b"y", &mut rng).unwrap(), b"echo:y");
+    for endpoint in ["custom-panics", "custom-panics-later"] {
+        let err = request(&mut pc, now, ALICE, Some(session), endpoint, b"x", &mut rng).unwrap_err();
+        assert!(
+            matches!(err, ProtocommError::Handler { source: HandlerError::Internal(_), .. }),
+            "a panic is the device's own failure: {err:?}"
+        );
+        assert!(!err.is_peer_fault());
+        // The session was checked back in: the next request of the same session is served.
+        let (_, reply) = request(&mut pc, now, ALICE, Some(session), names::PROV_CONFIG, b"y", &mut rng).unwrap();
+        assert_eq!(reply, b"echo:y");
+    }
 }
 
 #[test]
@@ -266,7 +441,7 @@ fn fresh_session_ids_avoid_open_ones_and_give_up_on_a_stuck_source() {
     let now = Instant::now();
     let mut pc = device(danger::sec0(), 4);
     let first = pc.unused_session_id(&mut SeededRandom::new(9)).unwrap();
-    let _ = pc.open_session(first, now).unwrap();
+    let _ = pc.open_session(first, ALICE, now).unwrap();
     // The same seed draws `first` again first; the id in use is skipped.
     let second = pc.unused_session_id(&mut SeededRandom::new(9)).unwrap();
     assert_ne!(first, second);
@@ -278,8 +453,10 @@ fn fresh_session_ids_avoid_open_ones_and_give_up_on_a_stuck_source() {
             Ok(())
         }
     }
-    let _ = pc.open_session(SessionId(0), now).unwrap();
+    let _ = pc.open_session(SessionId(0), ALICE, now).unwrap();
     assert!(pc.unused_session_id(&mut Stuck).is_err(), "a source that only repeats an id in use gives up");
+    let err = pc.begin(now, ALICE, None, names::PROV_SESSION, b"x".to_vec(), &mut Stuck).unwrap_err();
+    assert!(matches!(err, ProtocommError::Random(_)) && !err.is_peer_fault(), "{err:?}");
 }
 
 #[test]
@@ -287,17 +464,17 @@ fn faults_are_blamed_on_the_peer_or_the_device() {
     let peer = [
         ProtocommError::UnknownEndpoint("x".into()),
         ProtocommError::UnknownSession(SessionId(1)),
+        ProtocommError::NoSession,
+        ProtocommError::SessionBusy(SessionId(1)),
         ProtocommError::TooManySessions(8),
         ProtocommError::Handler { endpoint: "x".into(), source: HandlerError::Rejected("no".into()) },
     ];
     assert!(peer.iter().all(ProtocommError::is_peer_fault));
     let device = [
         ProtocommError::NoSecurity,
+        ProtocommError::Random(wifiprov_proto::rng::RandomUnavailable),
         ProtocommError::NotRegistered("x".into()),
         ProtocommError::Handler { endpoint: "x".into(), source: HandlerError::Internal("disk".into()) },
     ];
     assert!(!device.iter().any(ProtocommError::is_peer_fault));
-    assert!(Refusal::Open(ProtocommError::TooManySessions(8)).is_peer_fault());
-    assert!(!Refusal::Protocomm(ProtocommError::NoSecurity).is_peer_fault());
-    assert!(!Refusal::Random(wifiprov_proto::rng::RandomUnavailable).is_peer_fault(), "the device's random source");
 }

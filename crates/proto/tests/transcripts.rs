@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 use wifiprov_proto::danger;
-use wifiprov_proto::endpoint::{SessionId, names};
+use wifiprov_proto::endpoint::{Peer, SessionId, names};
 use wifiprov_proto::security::{ClientSecurity, ClientSession, DeviceSecurity, Sec2Patch, Sec2Verifier};
 use wifiprov_proto::version::VersionInfo;
 use wifiprov_testkit::transcript::{exchanges, plaintext, scripted_device};
-use wifiprov_testkit::{ScriptedRandom, hex_field, unhex, vectors};
+use wifiprov_testkit::{ScriptedRandom, block_on, hex_field, unhex, vectors};
 
 use crate::common::{sec1_client, sec1_device, sec2_client};
 
@@ -36,12 +36,14 @@ fn replay_device(scheme: &Scheme, run: &Value) {
     let mut rng = ScriptedRandom::new([&scheme.device_random]);
     let session = SessionId(7);
     let now = Instant::now();
-    let _ = pc.open_session(session, now).unwrap();
+    // The id is fixed here, so the device draws only what the vector gives it (the HTTP replay covers the draw).
+    let _ = pc.open_session(session, Peer::new(1), now).unwrap();
     let mut rejected = false;
     for e in exchanges(run) {
         let endpoint = e["endpoint"].as_str().unwrap();
         let request = hex_field(e, "request_hex");
-        let result = pc.handle(now, session, endpoint, &request, &mut rng);
+        let result =
+            block_on(pc.handle(now, Peer::new(1), Some(session), endpoint, &request, &mut rng)).map(|(_, reply)| reply);
         match e["response_hex"].as_str() {
             None => {
                 assert!(result.is_err(), "{name}: device accepted a request the reference device rejected");

@@ -14,6 +14,29 @@ pub mod harness;
 pub mod process;
 pub mod transcript;
 
+/// Runs a future to completion on the current thread, for tests of runtime-free code (the protocol core's
+/// async handlers) that must not pull in an async runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
 /// A simulated-radio scenario for end-to-end tests (`scenarios/fast.toml`): joins and scans take milliseconds.
 pub const FAST_SCENARIO: &str = include_str!("../scenarios/fast.toml");
 

@@ -40,7 +40,7 @@ pub fn scripted_device(security: DeviceSecurity, version: &str, run: &Value, sec
     pc.set_security(names::PROV_SESSION, security).unwrap();
     for name in [names::PROV_CONFIG, names::PROV_SCAN, names::PROV_CTRL, "custom-data"] {
         let script = script.clone();
-        let handler = move |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
+        let handler = move |_: Option<SessionId>, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
             let (endpoint, expected, response) = script.lock().unwrap().pop_front().expect("unexpected request");
             assert_eq!(endpoint, name, "request reached the wrong endpoint");
             assert_eq!(hex::encode(request), hex::encode(expected), "{name}: decrypted request differs");

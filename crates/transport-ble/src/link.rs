@@ -38,6 +38,11 @@ impl<P: Eq + Hash + Copy> Links<P> {
         self.links.contains_key(&peer)
     }
 
+    /// Starts keeping state for `peer`'s link, if it has none yet (its first write since it connected).
+    pub(crate) fn open(&mut self, peer: P) {
+        self.links.entry(peer).or_default();
+    }
+
     /// The session of `peer`'s link, if one was opened.
     pub(crate) fn session(&self, peer: P) -> Option<SessionId> {
         self.links.get(&peer).and_then(|l| l.session)
@@ -46,11 +51,6 @@ impl<P: Eq + Hash + Copy> Links<P> {
     /// Records the session of `peer`'s link; returns the one it replaces.
     pub(crate) fn set_session(&mut self, peer: P, session: SessionId) -> Option<SessionId> {
         self.links.entry(peer).or_default().session.replace(session)
-    }
-
-    /// The peers whose link carries `session` (normally at most one).
-    pub(crate) fn peers_of(&self, session: SessionId) -> Vec<P> {
-        self.links.iter().filter(|(_, l)| l.session == Some(session)).map(|(p, _)| *p).collect()
     }
 
     /// Stores the response to `peer`'s write on `endpoint`, replacing the previous one.
@@ -137,7 +137,6 @@ mod tests {
         links.set_session(2, SessionId(20));
         assert!(links.contains(1));
         assert_eq!(links.session(1), Some(SessionId(10)));
-        assert_eq!(links.peers_of(SessionId(20)), vec![2]);
         assert_eq!(links.set_session(1, SessionId(11)), Some(SessionId(10)), "a reopened session replaces");
 
         assert_eq!(links.forget(1), Some(SessionId(11)));

@@ -166,7 +166,8 @@ fn device_role() -> ExitCode {
     runtime().block_on(async {
         let session = bluer::Session::new().await.unwrap();
         let adapter = session.adapter(&adapter()).unwrap();
-        let device = Arc::new(Device::new(protocomm(), Box::new(OsRandom), BleConfig::new(NAME)));
+        let dispatcher = Arc::new(wifiprov_dispatch::Dispatcher::new(protocomm(), Box::new(OsRandom)));
+        let device = Arc::new(Device::new(dispatcher, BleConfig::new(NAME)));
         let stdin_closed = async {
             let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
         };
@@ -184,11 +185,13 @@ fn protocomm() -> Protocomm {
     let security = DeviceSecurity::sec2(Arc::new(verifier), Sec2Patch::Counter);
     let version = VersionInfo { app_info: Vec::new(), prov: Some(ProvInfo::for_device(&security)) }.to_cjson();
     let mut protocomm = Protocomm::new(SessionLimits::default());
-    protocomm.set_security(names::PROV_SESSION, security).unwrap();
-    let config = |_: SessionId, _: &[u8]| -> Result<Vec<u8>, HandlerError> { Err(HandlerError::Rejected("no".into())) };
+    let _ = protocomm.set_security(names::PROV_SESSION, security).unwrap();
+    let config =
+        |_: Option<SessionId>, _: &[u8]| -> Result<Vec<u8>, HandlerError> { Err(HandlerError::Rejected("no".into())) };
     protocomm.add_endpoint(names::PROV_CONFIG, Arc::new(config)).unwrap();
     protocomm.set_version(names::PROTO_VER, version).unwrap();
-    let echo = |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok([b"echo:", request].concat()) };
+    let echo =
+        |_: Option<SessionId>, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok([b"echo:", request].concat()) };
     protocomm.add_endpoint(ECHO, Arc::new(echo)).unwrap();
     protocomm
 }

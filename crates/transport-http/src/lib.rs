@@ -2,8 +2,9 @@
 //! httpd` and Espressif's SoftAP provisioning apps talk to).
 //!
 //! # Server
-//! [`serve`] takes a bound listener, a shared [`Device`] (the [`Protocomm`](wifiprov_proto::endpoint::Protocomm)
-//! instance, a random source and an [`HttpConfig`]) and a shutdown future. As on an ESP device:
+//! [`serve`] takes a bound listener, the device's shared [`Dispatcher`](wifiprov_dispatch::Dispatcher) (the
+//! protocomm endpoints and sessions, shared with every other transport), an [`HttpConfig`] and a shutdown
+//! future. As on an ESP device:
 //!
 //! - Each endpoint is `POST /<name>`, the name being the raw request target after `/` (with a query string it
 //!   does not match). Unknown target: `404 Not Found` with the body `Nothing matches the given URI`; known target
@@ -16,20 +17,23 @@
 //!   error, full session table), the connection is closed without sending a single byte.
 //!
 //! Sessions go beyond ESP, which keeps a single session and lets any newcomer replace it
-//! (espressif/esp-idf#6316). Each request is matched to a session by these rules, in order:
+//! (espressif/esp-idf#6316). Each request claims a session by these rules, in order:
 //!
-//! 1. A `Cookie` header whose whole value is `session=<id>`, exactly as issued, for a session that is open:
-//!    that session. The connection is attached to it from then on.
-//! 2. No `Cookie` header, and the connection is attached to a session that is still open: that session (ESP's
-//!    rule for clients that ignore cookies).
-//! 3. Otherwise a new session with a random unused id, and the response carries its cookie. If the session table
-//!    is full of sessions that are in use, the request is refused (closed without response).
+//! 1. A `Cookie` header whose whole value is `session=<id>`, exactly as issued: that session. The connection is
+//!    attached to it from then on (if it is open).
+//! 2. No `Cookie` header: the session the connection is attached to (ESP's rule for clients that ignore
+//!    cookies).
+//! 3. Otherwise (several `Cookie` headers, or a value in another form): none.
 //!
-//! A client without the cookie therefore never disturbs another client's session. A session outlives its TCP
-//! connection, so a client can continue it on a new connection with the cookie; the protocomm session table
-//! bounds how many exist (unauthenticated ones are evicted first, established ones only when idle).
-//! esp_prov's pattern (a cookie-less first request, then the cookie on every request over one connection) works
-//! unchanged.
+//! Only a `prov-session` request opens a session, when it claims none that is open; its answer carries the new
+//! cookie and the connection is attached to it. `proto-ver` is answered with or without a session and opens
+//! none; other endpoints need an open session (security 0 excepted, as on ESP). Who gets a session when the
+//! table is full is the dispatcher's rule (established sessions stay; the noisiest peer's abandoned handshakes
+//! go first), so a client without the cookie never disturbs another client's session. A session outlives its
+//! TCP connection: a client can continue it on a new connection with the cookie. esp_prov's pattern (a
+//! cookie-less `proto-ver`, then `prov-session`, then the cookie on every request over one connection) works
+//! unchanged; the cookie just arrives one response later than from an ESP device, with the handshake's first
+//! answer.
 //!
 //! # Client
 //! [`HttpClient`] sends protocomm requests the way esp_prov does, over exactly one TCP connection, and sends
@@ -52,4 +56,4 @@ mod wire;
 // Public interface.
 pub use client::{ClientConfig, HttpClient};
 pub use error::TransportError;
-pub use server::{Device, HttpConfig, serve};
+pub use server::{HttpConfig, serve};

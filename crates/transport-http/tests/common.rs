@@ -4,21 +4,24 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wifiprov_proto::endpoint::{HandlerError, Protocomm, SessionId, SessionLimits, names};
+use wifiprov_dispatch::Dispatcher;
+use wifiprov_proto::endpoint::{
+    EndpointHandler, HandlerError, HandlerFuture, Plaintext, Protocomm, SessionId, SessionLimits, names,
+};
 use wifiprov_proto::rng::SecureRandom;
 use wifiprov_proto::secret::{Password, ProofOfPossession};
 use wifiprov_proto::security::{
     ClientSecurity, ClientSession, DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier,
 };
 use wifiprov_testkit::SeededRandom;
-use wifiprov_transport_http::{Device, HttpClient, HttpConfig, TransportError, serve};
+use wifiprov_transport_http::{HttpClient, HttpConfig, TransportError, serve};
 
 /// Upper bound for any single awaited event. Tests never sleep; they wait for something with this timeout.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
@@ -29,7 +32,7 @@ pub(crate) const PASSWORD: &str = "abcd1234";
 pub(crate) const VERSION: &str = r#"{"prov":{"ver":"v1.1","sec_ver":1,"cap":["wifi_scan"]}}"#;
 /// An ordinary endpoint answering `echo:` followed by the request.
 pub(crate) const ECHO: &str = "echo";
-/// An ordinary endpoint whose handler blocks until the test releases it (see [`Gate`]).
+/// An ordinary endpoint whose handler waits until the test releases it (see [`Gate`]).
 pub(crate) const BLOCK: &str = "block";
 
 /// Awaits `f`, failing the test if it takes longer than [`PATIENCE`].
@@ -60,7 +63,7 @@ pub(crate) fn sec2_client() -> ClientSecurity {
     ClientSecurity::sec2(USERNAME, Password::from(PASSWORD), Sec2Patch::Counter)
 }
 
-fn echo(_: SessionId, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
+fn echo(_: Option<SessionId>, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
     Ok([b"echo:".as_slice(), request].concat())
 }
 
@@ -68,7 +71,7 @@ fn echo(_: SessionId, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
 pub(crate) fn protocomm(security: DeviceSecurity, limits: SessionLimits) -> Protocomm {
     let mut pc = Protocomm::new(limits);
     pc.set_version(names::PROTO_VER, VERSION).unwrap();
-    pc.set_security(names::PROV_SESSION, security).unwrap();
+    let _ = pc.set_security(names::PROV_SESSION, security).unwrap();
     pc.add_endpoint(ECHO, Arc::new(echo)).unwrap();
     pc
 }
@@ -76,22 +79,32 @@ pub(crate) fn protocomm(security: DeviceSecurity, limits: SessionLimits) -> Prot
 /// Controls the [`BLOCK`] endpoint: each request reports its arrival, then waits for one release.
 pub(crate) struct Gate {
     entered: mpsc::UnboundedReceiver<Vec<u8>>,
-    release: std::sync::mpsc::Sender<()>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+/// The [`BLOCK`] endpoint's handler: what a blocking Wi-Fi scan looks like to the transport.
+struct Gated {
+    entered: mpsc::UnboundedSender<Vec<u8>>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+impl EndpointHandler for Gated {
+    fn handle(&self, _: Option<SessionId>, request: Plaintext) -> HandlerFuture {
+        let _ = self.entered.send(request.to_vec());
+        let release = self.release.clone();
+        Box::pin(async move {
+            release.acquire().await.map_err(|e| HandlerError::Internal(Box::new(e)))?.forget();
+            Ok(b"released".to_vec())
+        })
+    }
 }
 
 impl Gate {
     /// Adds the [`BLOCK`] endpoint to `pc`.
     pub(crate) fn install(pc: &mut Protocomm) -> Self {
         let (entered_tx, entered) = mpsc::unbounded_channel();
-        let (release, release_rx) = std::sync::mpsc::channel::<()>();
-        let release_rx = Mutex::new(release_rx);
-        let handler = move |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
-            let _ = entered_tx.send(request.to_vec());
-            // Blocking on purpose: this is what a blocking Wi-Fi scan looks like to the transport.
-            release_rx.lock().unwrap().recv().map_err(|e| HandlerError::Internal(Box::new(e)))?;
-            Ok(b"released".to_vec())
-        };
-        pc.add_endpoint(BLOCK, Arc::new(handler)).unwrap();
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        pc.add_endpoint(BLOCK, Arc::new(Gated { entered: entered_tx, release: release.clone() })).unwrap();
         Self { entered, release }
     }
 
@@ -102,14 +115,14 @@ impl Gate {
 
     /// Lets one waiting (or future) request finish.
     pub(crate) fn release(&self) {
-        self.release.send(()).unwrap();
+        self.release.add_permits(1);
     }
 }
 
 /// A server running on 127.0.0.1 with an ephemeral port.
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
-    pub(crate) device: Arc<Device>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<io::Result<()>>>,
 }
@@ -122,12 +135,12 @@ impl Server {
     pub(crate) async fn start_with(pc: Protocomm, rng: Box<dyn SecureRandom + Send>, config: HttpConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let device = Arc::new(Device::new(pc, rng, config));
+        let dispatcher = Arc::new(Dispatcher::new(pc, rng));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, device.clone(), async {
+        let task = tokio::spawn(serve(listener, dispatcher.clone(), config, async {
             let _ = stopped.await;
         }));
-        Self { addr, device, stop: Some(stop), task: Some(task) }
+        Self { addr, dispatcher, stop: Some(stop), task: Some(task) }
     }
 
     /// Asks the server to shut down, without waiting.
@@ -152,7 +165,7 @@ impl Server {
     }
 
     pub(crate) fn session_count(&self) -> usize {
-        self.device.with_protocomm(|p| p.session_count())
+        self.dispatcher.with_protocomm(|p| p.session_count())
     }
 
     /// Proves the server still works: a new client gets its version.
@@ -281,6 +294,30 @@ impl Raw {
                 Err(e) => panic!("read failed: {e}"),
             }
         }
+    }
+
+    /// Sends `bytes` every `interval` until the device closes the connection; returns what it sent meanwhile.
+    pub(crate) async fn drip_until_closed(mut self, bytes: &[u8], interval: Duration) -> Vec<u8> {
+        let mut ticks = tokio::time::interval(interval);
+        let mut received = std::mem::take(&mut self.buf);
+        within(async {
+            loop {
+                tokio::select! {
+                    read = self.stream.read_buf(&mut received) => match read {
+                        Ok(0) => return,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+                        Err(e) => panic!("read failed: {e}"),
+                    },
+                    _ = ticks.tick() => {
+                        // A write after the device closed may fail; the read above sees the close.
+                        let _ = self.stream.write_all(bytes).await;
+                    }
+                }
+            }
+        })
+        .await;
+        received
     }
 
     /// Asserts that the device closes the connection without sending a single byte.

@@ -125,8 +125,8 @@ async fn pipelined_requests_are_answered_in_order() {
     raw.send(&both).await;
     let first = raw.response().await;
     let second = raw.response().await;
-    assert!(first.header("Set-Cookie").is_some());
-    assert_eq!(second.header("Set-Cookie"), None, "both requests ran in the connection's session");
+    assert_eq!((first.status, second.status), (200, 200));
+    assert_eq!(first.header("Set-Cookie"), None, "proto-ver opens no session");
     assert_eq!(second.body, VERSION.as_bytes());
 }
 
@@ -158,20 +158,54 @@ async fn a_stalled_request_head_is_dropped_after_the_header_timeout() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+async fn a_newcomer_beyond_the_limit_closes_a_waiting_connection() {
     let mut config = HttpConfig::default();
     config.max_connections = 1;
     let pc = protocomm(sec1(), SessionLimits::default());
     let server = Server::start_with(pc, Box::new(SeededRandom::new(1)), config).await;
-    let mut first = server.client().await;
-    within(first.request(names::PROTO_VER, b"---")).await.unwrap();
+    let mut first = server.raw().await;
+    first.send(&post(names::PROTO_VER, b"---", "")).await;
+    assert_eq!(first.response().await.status, 200);
 
-    // The second connection is accepted by the kernel but not served while the first one is open.
+    // The only slot is taken by a connection waiting for its next request: the newcomer gets it.
+    let mut second = server.raw().await;
+    second.send(&post(names::PROTO_VER, b"---", "")).await;
+    assert_eq!(second.response().await.status, 200);
+    assert!(first.until_closed().await.is_empty(), "the waiting connection was closed, silently");
+}
+
+#[tokio::test]
+async fn a_newcomer_waits_while_every_connection_is_being_answered() {
+    let mut config = HttpConfig::default();
+    config.max_connections = 1;
+    let mut pc = protocomm(sec1(), SessionLimits::default());
+    let mut gate = Gate::install(&mut pc);
+    let server = Server::start_with(pc, Box::new(SeededRandom::new(1)), config).await;
+    let mut busy = server.client().await;
+    let mut session = handshake(&mut busy, sec1_client(), 50).await;
+    let in_flight = tokio::spawn(async move { call(&mut busy, &mut session, BLOCK, b"scan").await });
+    gate.entered().await;
+
+    // The second connection is accepted by the kernel but not served while the first one's request runs.
     let mut second = server.raw().await;
     second.send(&post(names::PROTO_VER, b"---", "")).await;
     let waiting = tokio::spawn(async move { second.response().await.status });
     tokio::task::yield_now().await;
     assert!(!waiting.is_finished());
-    drop(first);
+    gate.release();
+    assert_eq!(within(in_flight).await.unwrap().unwrap(), b"released", "a request being handled is never cut off");
     assert_eq!(within(waiting).await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn blank_lines_do_not_keep_a_connection_open() {
+    let mut config = HttpConfig::default();
+    config.header_timeout = Duration::from_millis(300);
+    let pc = protocomm(sec1(), SessionLimits::default());
+    let server = Server::start_with(pc, Box::new(SeededRandom::new(1)), config).await;
+    let raw = server.raw().await;
+    // The device closes it once the first request's head is overdue, blank lines or not.
+    let received = raw.drip_until_closed(b"\r\n", Duration::from_millis(20)).await;
+    assert!(received.is_empty(), "{received:?}");
+    server.assert_serving().await;
 }

@@ -9,8 +9,9 @@ async fn sec1_handshake_and_encrypted_echo() {
     let server = Server::start(protocomm(sec1(), SessionLimits::default())).await;
     let mut client = server.client().await;
     assert_eq!(within(client.request(names::PROTO_VER, b"---")).await.unwrap(), VERSION.as_bytes());
-    let cookie = client.cookie().expect("the first response sets a cookie").to_owned();
+    assert_eq!(client.cookie(), None, "proto-ver opens no session");
     let mut session = handshake(&mut client, sec1_client(), 10).await;
+    let cookie = client.cookie().expect("the handshake's first answer sets a cookie").to_owned();
     for i in 0..5u8 {
         assert_echo(&mut client, &mut session, &[b'a' + i; 40]).await;
     }

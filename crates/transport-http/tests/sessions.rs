@@ -1,7 +1,5 @@
 //! Which session a request belongs to: cookies, connections, several clients at once.
 
-use std::time::Duration;
-
 use wifiprov_proto::endpoint::{SessionLimits, names};
 use wifiprov_transport_http::TransportError;
 
@@ -11,29 +9,41 @@ fn cookie_id(cookie: &str) -> u32 {
     cookie.strip_prefix("session=").expect("cookie is session=<id>").parse().expect("decimal u32")
 }
 
+/// The first handshake message of a security 1 client, as a body.
+fn sec1_cmd0(seed: u64) -> Vec<u8> {
+    wifiprov_proto::security::ClientSession::new(sec1_client())
+        .start(&mut wifiprov_testkit::SeededRandom::new(seed))
+        .unwrap()
+}
+
 #[tokio::test]
 async fn set_cookie_only_on_the_first_response_of_a_session() {
     let server = Server::start(protocomm(sec1(), SessionLimits::default())).await;
     let mut raw = server.raw().await;
     raw.send(&post(names::PROTO_VER, b"none", "")).await;
+    let version = raw.response().await;
+    assert_eq!(version.header("Set-Cookie"), None, "proto-ver opens no session");
+    assert_eq!(server.session_count(), 0);
+
+    raw.send(&post(names::PROV_SESSION, &sec1_cmd0(1), "")).await;
     let first = raw.response().await;
-    let cookie = first.header("Set-Cookie").expect("first response sets the cookie").to_owned();
+    let cookie = first.header("Set-Cookie").expect("the handshake's first answer sets the cookie").to_owned();
     let id = cookie_id(&cookie);
     // The exact layout of ESP's httpd.
     let expected = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nSet-Cookie: session={id}\r\n\r\n",
-        VERSION.len()
+        first.body.len()
     );
     assert_eq!(first.head, expected);
-    assert_eq!(first.body, VERSION.as_bytes());
 
     // With the cookie: same session, no new cookie.
     raw.send(&post(names::PROTO_VER, b"no_pop", &format!("Cookie: {cookie}\r\n"))).await;
     let second = raw.response().await;
     assert_eq!(second.status, 200);
     assert_eq!(second.header("Set-Cookie"), None);
-    // Without a cookie on the same connection: still the same session (ESP's socket rule).
-    raw.send(&post(names::PROTO_VER, b"wifi_scan", "")).await;
+    // Without a cookie on the same connection: still the same session (ESP's socket rule), so a handshake
+    // message restarts the handshake in it rather than opening another.
+    raw.send(&post(names::PROV_SESSION, &sec1_cmd0(2), "")).await;
     let third = raw.response().await;
     assert_eq!(third.status, 200);
     assert_eq!(third.header("Set-Cookie"), None);
@@ -79,7 +89,7 @@ async fn a_cookie_that_does_not_match_exactly_opens_a_new_session() {
     ] {
         let mut other = server.client().await;
         other.set_cookie(Some(&bogus)).unwrap();
-        within(other.request(names::PROTO_VER, b"---")).await.unwrap();
+        within(other.request(names::PROV_SESSION, &sec1_cmd0(3))).await.unwrap();
         let fresh = other.cookie().unwrap().to_owned();
         assert_ne!(fresh, bogus, "{bogus:?} was taken for a session: no new cookie was set");
         cookie_id(&fresh);
@@ -99,7 +109,7 @@ async fn a_cookieless_client_gets_its_own_session_and_leaves_others_alone() {
 
     // On ESP this request would silently end the first client's session.
     let mut second = server.client().await;
-    within(second.request(names::PROTO_VER, b"---")).await.unwrap();
+    within(second.request(names::PROV_SESSION, &sec1_cmd0(4))).await.unwrap();
     assert_ne!(second.cookie(), first.cookie());
     assert_echo(&mut first, &mut first_session, b"first, after second connected").await;
 
@@ -167,15 +177,23 @@ async fn a_blocking_handler_does_not_hold_up_other_sessions() {
 
 #[tokio::test]
 async fn a_full_session_table_refuses_newcomers_without_disturbing_established_sessions() {
-    let limits = SessionLimits { max_sessions: 1, idle_timeout: Duration::from_secs(3600) };
+    let limits = SessionLimits { max_sessions: 1, max_handshakes: 1, ..SessionLimits::default() };
     let server = Server::start(protocomm(sec1(), limits)).await;
     let mut first = server.client().await;
     let mut session = handshake(&mut first, sec1_client(), 26).await;
 
-    let mut raw = server.raw().await;
-    raw.send(&post(names::PROTO_VER, b"---", "")).await;
-    raw.assert_closed_silently().await;
+    // A second client may run its handshake, but when it completes there is no room: the established session
+    // of a client that is still connected is never given up for it.
+    let mut second = server.client().await;
+    let mut rng = wifiprov_testkit::SeededRandom::new(27);
+    let mut late = wifiprov_proto::security::ClientSession::new(sec1_client());
+    let cmd0 = late.start(&mut rng).unwrap();
+    let reply = within(second.request(names::PROV_SESSION, &cmd0)).await.unwrap();
+    let cmd1 = late.handle_response(&reply, &mut rng).unwrap().unwrap();
+    let refused = within(second.request(names::PROV_SESSION, &cmd1)).await;
+    assert!(matches!(refused, Err(TransportError::ConnectionClosed { .. })), "{refused:?}");
     assert_echo(&mut first, &mut session, b"still here").await;
+    assert_eq!(server.session_count(), 1);
 }
 
 #[tokio::test]
@@ -189,30 +207,31 @@ async fn a_session_whose_first_request_fails_is_closed() {
 }
 
 #[tokio::test]
-async fn unauthenticated_sessions_are_evicted_for_newcomers() {
-    let limits = SessionLimits { max_sessions: 2, idle_timeout: Duration::from_secs(3600) };
+async fn abandoned_handshakes_and_version_probes_never_push_out_an_established_session() {
+    let limits = SessionLimits { max_sessions: 1, max_handshakes: 2, ..SessionLimits::default() };
     let server = Server::start(protocomm(sec1(), limits)).await;
     let mut established = server.client().await;
     let mut session = handshake(&mut established, sec1_client(), 27).await;
-    for _ in 0..5 {
+    for seed in 0..5 {
         let mut probe = server.client().await;
         within(probe.request(names::PROTO_VER, b"---")).await.unwrap();
+        within(probe.request(names::PROV_SESSION, &sec1_cmd0(seed))).await.unwrap();
     }
-    assert_eq!(server.session_count(), 2);
+    assert_eq!(server.session_count(), 3, "one established, two handshake places");
     assert_echo(&mut established, &mut session, b"survived the probes").await;
 }
 
 #[tokio::test]
 async fn clients_that_left_make_room_for_new_ones() {
     // Every run of a CLI is a new client with a new session; runs in a row must not fill the table.
-    let limits = SessionLimits { max_sessions: 4, ..SessionLimits::default() };
+    let limits = SessionLimits { max_sessions: 4, max_handshakes: 4, ..SessionLimits::default() };
     let server = Server::start(protocomm(sec1(), limits)).await;
     for seed in 0..20 {
         let mut client = server.client().await;
         let mut session = handshake(&mut client, sec1_client(), 100 + seed).await;
         assert_echo(&mut client, &mut session, b"one run").await;
     }
-    // Established clients that are still connected are never evicted: a fifth is refused meanwhile.
+    // Established clients that are still connected are never evicted: a fifth cannot complete its handshake.
     let mut live = Vec::new();
     for seed in 0..4 {
         let mut client = server.client().await;
@@ -220,25 +239,40 @@ async fn clients_that_left_make_room_for_new_ones() {
         live.push((client, session));
     }
     let mut extra = server.client().await;
-    let refused = extra.request(names::PROTO_VER, b"---").await;
-    assert!(matches!(refused, Err(TransportError::ConnectionClosed { .. })), "{refused:?}");
+    let mut rng = wifiprov_testkit::SeededRandom::new(5);
+    let mut refused = wifiprov_proto::security::ClientSession::new(sec1_client());
+    let cmd0 = refused.start(&mut rng).unwrap();
+    let reply = within(extra.request(names::PROV_SESSION, &cmd0)).await.unwrap();
+    let cmd1 = refused.handle_response(&reply, &mut rng).unwrap().unwrap();
+    assert!(matches!(extra.request(names::PROV_SESSION, &cmd1).await, Err(TransportError::ConnectionClosed { .. })));
     for (client, session) in &mut live {
         assert_echo(client, session, b"still served").await;
     }
     // One leaves; the next newcomer gets its place.
     drop(live.pop());
-    let mut next = server.client().await;
     within(async {
         loop {
             // The server notices the closed connection asynchronously.
-            if next.request(names::PROTO_VER, b"---").await.is_ok() {
-                break;
+            let mut next = server.client().await;
+            let mut rng = wifiprov_testkit::SeededRandom::new(6);
+            let mut client = wifiprov_proto::security::ClientSession::new(sec1_client());
+            let mut body = client.start(&mut rng).unwrap();
+            let done = loop {
+                match next.request(names::PROV_SESSION, &body).await {
+                    Ok(reply) => match client.handle_response(&reply, &mut rng).unwrap() {
+                        Some(more) => body = more,
+                        None => break true,
+                    },
+                    Err(_) => break false,
+                }
+            };
+            if done {
+                let mut session = client;
+                assert_echo(&mut next, &mut session, b"made room").await;
+                return;
             }
-            next.reconnect().await.unwrap();
             tokio::task::yield_now().await;
         }
     })
     .await;
-    let mut session = handshake(&mut next, sec1_client(), 300).await;
-    assert_echo(&mut next, &mut session, b"made room").await;
 }

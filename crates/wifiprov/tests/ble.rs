@@ -25,7 +25,8 @@ use wifiprov_testkit::harness::{self, ROLE_VAR};
 use wifiprov_testkit::process::{Process, Stream};
 use wifiprov_testkit::{FAST_SCENARIO, SeededRandom};
 use wifiprov_transport_ble::{BleConfig, bluer};
-use wifiprovd::service::{BleTransport, Fallback, ProvisioningService, ServiceConfig, Transport};
+use wifiprovd::frontend::{BleFrontend, Frontend};
+use wifiprovd::service::{ProvisioningService, ServiceConfig};
 
 const NAME: &str = "PROV_C11B1E";
 const USER: &str = "wifiprov";
@@ -311,17 +312,19 @@ fn device_role(offline: bool) -> ExitCode {
             store.save(&NetworkList::from_networks(8, vec![away]).unwrap()).unwrap();
         }
         let service = ProvisioningService::new(config, Arc::new(radio), store).unwrap();
-        service.create_endpoint("custom-data").unwrap();
+        service.create_endpoint("custom-data").await.unwrap();
         let session = bluer::Session::new().await.unwrap();
-        let ble = BleTransport { adapter: session.adapter(DEVICE_ADAPTER).unwrap(), config: BleConfig::new(NAME) };
+        let ble = BleFrontend { adapter: session.adapter(DEVICE_ADAPTER).unwrap(), config: BleConfig::new(NAME) };
+        let frontends: Vec<Arc<dyn Frontend>> = vec![Arc::new(ble)];
         if offline {
-            service.set_fallback(security(), Fallback::Ble(ble));
-            assert!(service.start_policy());
+            service.set_fallback(security(), frontends).await;
+            assert!(service.start_policy().await);
         } else {
-            service.start_provisioning(security(), Transport::Ble(ble)).await.unwrap();
+            service.start_provisioning(security(), frontends).await.unwrap();
         }
-        let echo = |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok([b"got:", request].concat()) };
-        service.register_endpoint("custom-data", Arc::new(echo)).unwrap();
+        let echo =
+            |_: Option<SessionId>, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok([b"got:", request].concat()) };
+        service.register_endpoint("custom-data", Arc::new(echo)).await.unwrap();
         let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
         service.deinit().await;
     });

@@ -14,7 +14,9 @@ use wifiprov_proto::secret::{Password, ProofOfPossession};
 use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
 use wifiprov_store::NetworkStore;
 use wifiprov_testkit::SeededRandom;
-use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
+use wifiprov_transport_http::HttpConfig;
+use wifiprovd::frontend::{Frontend, HttpFrontend};
+use wifiprovd::service::{ProvisioningService, ServiceConfig};
 
 /// Fast radio: every duration is a few milliseconds of real time.
 pub(crate) const SCENARIO: &str = wifiprov_testkit::FAST_SCENARIO;
@@ -98,22 +100,23 @@ impl Daemon {
     async fn start_full(security: DeviceSecurity, manager: ManagerConfig, custom: bool, scenario: &str) -> Self {
         let radio = SimRadio::from_toml_str(scenario).unwrap();
         let state_dir = tempfile::tempdir().unwrap();
-        // Every run of the binary is a new client with its own session, and wifiprovd keeps established
-        // sessions for minutes (8 by default): room for all the runs of one test.
-        let sessions = SessionLimits { max_sessions: 64, ..SessionLimits::default() };
-        let config = ServiceConfig { manager, sessions, ..ServiceConfig::default() };
+        // Every run of the binary is a new client with its own session; each run that completes its handshake takes
+        // the place of one whose client left, so the default table holds any number of runs in a row.
+        let config = ServiceConfig { manager, sessions: SessionLimits::default() };
         let service = ProvisioningService::new(config, Arc::new(radio), NetworkStore::open(state_dir.path())).unwrap();
         if custom {
-            service.create_endpoint("custom-data").unwrap();
+            service.create_endpoint("custom-data").await.unwrap();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        service.start_provisioning(security.clone(), Transport::Http(listener)).await.unwrap();
+        let http: Vec<Arc<dyn Frontend>> =
+            vec![Arc::new(HttpFrontend::bound(listener, HttpConfig::default()).unwrap())];
+        service.start_provisioning(security.clone(), http).await.unwrap();
         if custom {
-            let handler = |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
+            let handler = |_: Option<SessionId>, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
                 Ok([b"got:".as_slice(), request].concat())
             };
-            service.register_endpoint("custom-data", Arc::new(handler)).unwrap();
+            service.register_endpoint("custom-data", Arc::new(handler)).await.unwrap();
         }
         Self { _service: service, addr, security, _state_dir: state_dir }
     }

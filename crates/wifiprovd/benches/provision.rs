@@ -19,7 +19,9 @@ use wifiprov_proto::security::{
 };
 use wifiprov_store::NetworkStore;
 use wifiprov_testkit::SeededRandom;
-use wifiprovd::service::{ProvisioningService, ServiceConfig, Transport};
+use wifiprov_transport_http::HttpConfig;
+use wifiprovd::frontend::{Frontend, HttpFrontend};
+use wifiprovd::service::{ProvisioningService, ServiceConfig};
 
 const SCENARIO: &str = r#"
 scan_duration_ms = 0
@@ -79,7 +81,9 @@ fn bench(c: &mut Criterion) {
         .expect("service");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        service.start_provisioning(security(), Transport::Http(listener)).await.expect("start");
+        let http: Vec<Arc<dyn Frontend>> =
+            vec![Arc::new(HttpFrontend::bound(listener, HttpConfig::default()).expect("listener"))];
+        service.start_provisioning(security(), http).await.expect("start");
         (service, addr)
     });
 

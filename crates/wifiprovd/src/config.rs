@@ -17,8 +17,8 @@ use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier, generate
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// The provisioning transport: `http` (SoftAP provisioning, or any IP interface) or `ble`.
-    pub transport: Option<String>,
+    /// The provisioning transports: `http` (SoftAP provisioning, or any IP interface), `ble`, or both at once.
+    pub transport: Option<OneOrMany>,
     /// Address and port of the HTTP transport.
     pub listen: Option<SocketAddr>,
     /// The Bluetooth adapter of the BLE transport (`hci0`); BlueZ's default adapter when absent.
@@ -73,6 +73,50 @@ pub struct RawConfig {
     pub mdns: Option<bool>,
     /// Interfaces to advertise on; empty means every interface.
     pub mdns_interfaces: Option<Vec<String>>,
+    /// Custom endpoints served by programs, after the built-in ones, in this order.
+    pub custom_endpoint: Option<Vec<RawCustomEndpoint>>,
+}
+
+/// One value or a list of them (`transport = "ble"` or `transport = ["http", "ble"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single value.
+    One(String),
+    /// Several values.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
+/// A custom endpoint as written in the TOML file (`[[custom_endpoint]]`) or given as
+/// `--custom-endpoint NAME=PROGRAM`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustomEndpoint {
+    /// The endpoint name (`custom-data`).
+    pub name: String,
+    /// The program and its arguments; it gets the decrypted request on stdin and answers with its stdout.
+    pub command: Vec<String>,
+    /// How long one run may take, in milliseconds [default: 5000].
+    pub timeout_ms: Option<u64>,
+    /// The largest answer accepted, in bytes [default: 4096].
+    pub max_response: Option<usize>,
+}
+
+impl RawCustomEndpoint {
+    /// Parses the flag form `NAME=PROGRAM` (a program without arguments; the file gives arguments).
+    pub fn from_flag(text: &str) -> Result<Self, String> {
+        let (name, program) = text.split_once('=').ok_or_else(|| format!("expected NAME=PROGRAM, got {text:?}"))?;
+        Ok(Self { name: name.to_owned(), command: vec![program.to_owned()], timeout_ms: None, max_response: None })
+    }
 }
 
 impl RawConfig {
@@ -117,7 +161,8 @@ impl RawConfig {
             reopen,
             max_sessions,
             mdns,
-            mdns_interfaces
+            mdns_interfaces,
+            custom_endpoint
         )
     }
 }
@@ -178,7 +223,7 @@ pub enum Credentials {
     },
 }
 
-/// Which transport provisioning is served on.
+/// A transport provisioning is served on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportChoice {
     /// HTTP on [`DaemonConfig::listen`].
@@ -192,8 +237,8 @@ pub enum TransportChoice {
 
 /// A validated configuration.
 pub struct DaemonConfig {
-    /// The provisioning transport.
-    pub transport: TransportChoice,
+    /// The provisioning transports, served at once; at least one, each at most once.
+    pub transports: Vec<TransportChoice>,
     /// HTTP address.
     pub listen: SocketAddr,
     /// The security scheme with its credentials.
@@ -216,6 +261,8 @@ pub struct DaemonConfig {
     pub max_sessions: usize,
     /// mDNS advertisement, if enabled.
     pub mdns: Option<crate::mdns::Interfaces>,
+    /// Custom endpoints served by programs.
+    pub custom_endpoints: Vec<crate::custom::ProgramEndpoint>,
 }
 
 /// The SRP username when none is configured, as in ESP's examples.
@@ -243,20 +290,34 @@ impl DaemonConfig {
             2 => sec2(&raw, patch, rng)?,
             other => return Err(invalid("security", format!("{other} is not 0, 1 or 2"))),
         };
-        let transport = match raw.transport.as_deref().unwrap_or("http") {
-            "http" => TransportChoice::Http,
-            "ble" => TransportChoice::Ble { adapter: raw.ble_adapter.clone() },
-            other => return Err(invalid("transport", format!("unknown transport {other:?} (available: http, ble)"))),
-        };
-        if matches!(transport, TransportChoice::Ble { .. }) && raw.mdns == Some(true) {
-            return Err(invalid("mdns", "advertises the HTTP transport, so it cannot be used with transport \"ble\""));
+        let names = raw.transport.clone().map_or_else(|| vec!["http".to_owned()], OneOrMany::into_vec);
+        let mut transports = Vec::new();
+        for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
+            let transport = match name {
+                "http" => TransportChoice::Http,
+                "ble" => TransportChoice::Ble { adapter: raw.ble_adapter.clone() },
+                other => {
+                    return Err(invalid("transport", format!("unknown transport {other:?} (available: http, ble)")));
+                }
+            };
+            if transports.contains(&transport) {
+                return Err(invalid("transport", format!("{name} is listed twice")));
+            }
+            transports.push(transport);
+        }
+        if transports.is_empty() {
+            return Err(invalid("transport", "at least one is needed (http, ble)"));
+        }
+        let ble = transports.iter().any(|t| matches!(t, TransportChoice::Ble { .. }));
+        let http = transports.contains(&TransportChoice::Http);
+        if !http && raw.mdns == Some(true) {
+            return Err(invalid("mdns", "advertises the HTTP transport, so it needs transport \"http\""));
         }
         let service_name = raw.service_name.unwrap_or_else(default_service_name);
         if service_name.is_empty() || service_name.len() > 32 {
             return Err(invalid("service_name", "must be 1 to 32 bytes"));
         }
-        if matches!(transport, TransportChoice::Ble { .. }) && service_name.len() > wifiprov_transport_ble::MAX_NAME_LEN
-        {
+        if ble && service_name.len() > wifiprov_transport_ble::MAX_NAME_LEN {
             return Err(invalid(
                 "service_name",
                 format!("must be at most {} bytes to be advertised over BLE", wifiprov_transport_ble::MAX_NAME_LEN),
@@ -303,8 +364,9 @@ impl DaemonConfig {
         if max_sessions == 0 {
             return Err(invalid("max_sessions", "must be at least 1"));
         }
+        let custom_endpoints = custom_endpoints(raw.custom_endpoint.unwrap_or_default())?;
         Ok(Self {
-            transport,
+            transports,
             listen: raw
                 .listen
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)))),
@@ -321,8 +383,27 @@ impl DaemonConfig {
                 Some(names) if !names.is_empty() => crate::mdns::Interfaces::Named(names),
                 _ => crate::mdns::Interfaces::All,
             }),
+            custom_endpoints,
         })
     }
+}
+
+fn custom_endpoints(raw: Vec<RawCustomEndpoint>) -> Result<Vec<crate::custom::ProgramEndpoint>, ConfigError> {
+    let mut endpoints: Vec<crate::custom::ProgramEndpoint> = Vec::new();
+    for raw in raw {
+        let endpoint = crate::custom::ProgramEndpoint {
+            timeout: raw.timeout_ms.map_or(crate::custom::ProgramEndpoint::DEFAULT_TIMEOUT, Duration::from_millis),
+            max_response: raw.max_response.unwrap_or(crate::custom::ProgramEndpoint::DEFAULT_MAX_RESPONSE),
+            name: raw.name,
+            command: raw.command,
+        };
+        endpoint.validate().map_err(|e| invalid("custom_endpoint", e.to_string()))?;
+        if endpoints.iter().any(|e| e.name == endpoint.name) {
+            return Err(invalid("custom_endpoint", format!("{:?} is configured twice", endpoint.name)));
+        }
+        endpoints.push(endpoint);
+    }
+    Ok(endpoints)
 }
 
 fn sec2(
@@ -428,11 +509,22 @@ mod tests {
             (RawConfig { security: Some(3), ..RawConfig::default() }, "security"),
             (RawConfig { sec2_patch: Some(2), ..RawConfig::default() }, "sec2_patch"),
             (RawConfig { backend: Some("nm".into()), ..RawConfig::default() }, "backend"),
-            (RawConfig { transport: Some("softap".into()), ..RawConfig::default() }, "transport"),
-            (RawConfig { transport: Some("ble".into()), mdns: Some(true), ..RawConfig::default() }, "mdns"),
+            (RawConfig { transport: Some(OneOrMany::One("softap".into())), ..RawConfig::default() }, "transport"),
+            (RawConfig { transport: Some(OneOrMany::One("http,http".into())), ..RawConfig::default() }, "transport"),
+            (
+                RawConfig { transport: Some(OneOrMany::One("ble".into())), mdns: Some(true), ..RawConfig::default() },
+                "mdns",
+            ),
             (
                 RawConfig {
-                    transport: Some("ble".into()),
+                    custom_endpoint: Some(vec![RawCustomEndpoint::from_flag("prov-config=/bin/cat").unwrap()]),
+                    ..RawConfig::default()
+                },
+                "custom_endpoint",
+            ),
+            (
+                RawConfig {
+                    transport: Some(OneOrMany::One("ble".into())),
                     service_name: Some("PROV_a-name-too-long-to-advertise".into()),
                     ..RawConfig::default()
                 },
@@ -460,12 +552,35 @@ mod tests {
     }
 
     #[test]
-    fn ble_is_chosen_with_its_adapter() {
+    fn transports_are_chosen_alone_or_together() {
         let file: RawConfig = toml::from_str("transport = \"ble\"\nble_adapter = \"hci1\"").unwrap();
         let config = DaemonConfig::validate(file, &mut SeededRandom::new(1)).unwrap();
-        assert_eq!(config.transport, TransportChoice::Ble { adapter: Some("hci1".into()) });
+        assert_eq!(config.transports, [TransportChoice::Ble { adapter: Some("hci1".into()) }]);
         let config = DaemonConfig::validate(RawConfig::default(), &mut SeededRandom::new(1)).unwrap();
-        assert_eq!(config.transport, TransportChoice::Http);
+        assert_eq!(config.transports, [TransportChoice::Http]);
+        let both: RawConfig = toml::from_str("transport = [\"http\", \"ble\"]\nmdns = true").unwrap();
+        let config = DaemonConfig::validate(both, &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.transports, [TransportChoice::Http, TransportChoice::Ble { adapter: None }]);
+        let flags = RawConfig { transport: Some(OneOrMany::One("ble, http".into())), ..RawConfig::default() };
+        let config = DaemonConfig::validate(flags, &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.transports.len(), 2);
+    }
+
+    #[test]
+    fn custom_endpoints_come_from_the_file_and_flags() {
+        let file: RawConfig = toml::from_str(
+            "[[custom_endpoint]]\nname = \"custom-data\"\ncommand = [\"/bin/sh\", \"-c\", \"cat\"]\ntimeout_ms = 200\n",
+        )
+        .unwrap();
+        let config = DaemonConfig::validate(file, &mut SeededRandom::new(1)).unwrap();
+        let endpoint = config.custom_endpoints.first().unwrap();
+        assert_eq!((endpoint.name.as_str(), endpoint.command.len()), ("custom-data", 3));
+        assert_eq!(endpoint.timeout, Duration::from_millis(200));
+        let flag = RawCustomEndpoint::from_flag("token=/usr/lib/vendor/token").unwrap();
+        assert_eq!(flag.command, ["/usr/lib/vendor/token"]);
+        assert!(RawCustomEndpoint::from_flag("no-program").is_err());
+        let twice = RawConfig { custom_endpoint: Some(vec![flag.clone(), flag]), ..RawConfig::default() };
+        assert!(DaemonConfig::validate(twice, &mut SeededRandom::new(1)).is_err());
     }
 
     #[test]

@@ -14,10 +14,12 @@ use wifiprov_proto::endpoint::SessionLimits;
 use wifiprov_proto::rng::OsRandom;
 use wifiprov_store::NetworkStore;
 use wifiprov_transport_ble::{BleConfig, bluer};
-use wifiprovd::config::{Credentials, DaemonConfig, RawConfig, TransportChoice};
+use wifiprov_transport_http::HttpConfig;
+use wifiprovd::config::{Credentials, DaemonConfig, OneOrMany, RawConfig, RawCustomEndpoint, TransportChoice};
+use wifiprovd::frontend::{BleFrontend, Frontend, HttpFrontend};
 use wifiprovd::mdns::{MdnsAdvertiser, MdnsConfig};
 use wifiprovd::qr::{QrPayload, QrTransport};
-use wifiprovd::service::{BleTransport, Fallback, ProvisioningService, ServiceConfig, Transport};
+use wifiprovd::service::{ProvisioningService, ServiceConfig};
 
 /// ESP-compatible Wi-Fi provisioning for Linux devices.
 ///
@@ -29,6 +31,9 @@ use wifiprovd::service::{BleTransport, Fallback, ProvisioningService, ServiceCon
 ///   wifiprovd                                   security 2 with a generated password, on 127.0.0.1:8080
 ///   wifiprovd --security 1 --pop abcd1234       security 1 with a proof of possession
 ///   wifiprovd --transport ble                   over BLE through BlueZ, advertising PROV_xxxxxx
+///   wifiprovd --transport http,ble              over both at once
+///   wifiprovd --custom-endpoint custom-data=/usr/lib/vendor/custom-data
+///                                               a custom endpoint served by a program
 ///   wifiprovd --listen 0.0.0.0:80 --state-dir /var/lib/wifiprov --config /etc/wifiprov/wifiprovd.toml
 ///
 /// Passwords and PoPs given as flags are visible in the process list; prefer the config file (mode 0600)
@@ -39,9 +44,10 @@ struct Flags {
     /// TOML configuration file (same keys as the flags, with underscores).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Provisioning transport: http (SoftAP provisioning) or ble (BLE GATT through BlueZ) [default: http].
-    #[arg(long, value_name = "http|ble")]
-    transport: Option<String>,
+    /// Provisioning transports, served at once: http (SoftAP provisioning), ble (BLE GATT through BlueZ), or
+    /// both as http,ble [default: http].
+    #[arg(long, value_name = "http|ble", value_delimiter = ',')]
+    transport: Vec<String>,
     /// Bluetooth adapter for --transport ble [default: BlueZ's default adapter].
     #[arg(long, value_name = "hciN")]
     ble_adapter: Option<String>,
@@ -118,12 +124,16 @@ struct Flags {
     /// Interface to advertise on (repeatable; e.g. the SoftAP interface) [default: every interface].
     #[arg(long, value_name = "IF")]
     mdns_interface: Vec<String>,
+    /// A custom endpoint served by a program (repeatable): it gets the decrypted request on stdin and answers
+    /// with its stdout; a non-zero exit refuses the request. Arguments, timeout and size limit: config file.
+    #[arg(long, value_name = "NAME=PROGRAM", value_parser = RawCustomEndpoint::from_flag)]
+    custom_endpoint: Vec<RawCustomEndpoint>,
 }
 
 impl Flags {
     fn into_raw(self) -> (Option<PathBuf>, RawConfig) {
         let raw = RawConfig {
-            transport: self.transport,
+            transport: (!self.transport.is_empty()).then_some(OneOrMany::Many(self.transport)),
             listen: self.listen,
             ble_adapter: self.ble_adapter,
             security: self.security,
@@ -151,6 +161,7 @@ impl Flags {
             max_sessions: None,
             mdns: self.mdns.then_some(true),
             mdns_interfaces: (!self.mdns_interface.is_empty()).then_some(self.mdns_interface),
+            custom_endpoint: (!self.custom_endpoint.is_empty()).then_some(self.custom_endpoint),
         };
         (self.config, raw)
     }
@@ -196,38 +207,40 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let service_config = ServiceConfig {
         manager: config.manager.clone(),
         sessions: SessionLimits { max_sessions: config.max_sessions, ..SessionLimits::default() },
-        ..ServiceConfig::default()
     };
     let service = ProvisioningService::new(service_config, backend, store).context("cannot load the saved networks")?;
     let mut events = service.subscribe();
+    for endpoint in &config.custom_endpoints {
+        service.create_endpoint(&endpoint.name).await?;
+        service.register_endpoint(&endpoint.name, endpoint.handler()).await?;
+    }
 
-    let ble = match &config.transport {
-        TransportChoice::Http => None,
-        TransportChoice::Ble { adapter } => Some(ble_transport(&config, adapter.as_deref()).await?),
-    };
+    // Found before anything starts, so that a missing adapter or an unreachable BlueZ is a clear error at start.
+    let mut ble = None;
+    for transport in &config.transports {
+        if let TransportChoice::Ble { adapter } = transport {
+            ble = Some(ble_frontend(&config, adapter.as_deref()).await?);
+        }
+    }
     let mut mdns = None;
-    if service.start_policy() && !config.always_provision {
-        // Provisioning opens by itself if none of them works (unless --no-reopen).
-        tracing::info!(saved = service.networks().len(), "trying the saved networks");
-        let fallback = match &ble {
-            Some(ble) => Fallback::Ble(ble.clone()),
-            None => Fallback::Http(config.listen),
-        };
-        service.set_fallback(config.security.clone(), fallback);
+    if service.start_policy().await && !config.always_provision {
+        // Provisioning opens by itself if none of them works (unless --no-reopen), binding the HTTP address then.
+        tracing::info!(saved = service.networks().await.len(), "trying the saved networks");
+        let frontends = frontends(&config, ble.clone(), None);
+        service.set_fallback(config.security.clone(), frontends).await;
     } else {
-        let transport = match ble {
-            Some(ble) => Transport::Ble(ble),
-            None => Transport::Http(
-                tokio::net::TcpListener::bind(config.listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {}", config.listen))?,
-            ),
+        let listener = if config.transports.contains(&TransportChoice::Http) {
+            let bound = tokio::net::TcpListener::bind(config.listen).await;
+            Some(bound.with_context(|| format!("cannot listen on {}", config.listen))?)
+        } else {
+            None
         };
-        service.start_provisioning(config.security.clone(), transport).await?;
-        if let Some(address) = service.local_addr() {
+        service.start_provisioning(config.security.clone(), frontends(&config, ble.clone(), listener)).await?;
+        let address = service.local_addr().await;
+        if let Some(address) = address {
             mdns = advertise(&config, address)?;
         }
-        print_banner(&config, service.local_addr());
+        print_banner(&config, address, ble.is_some());
     }
 
     // Set between the policy's reopen and the Start event that follows it.
@@ -246,13 +259,14 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
                 Ok(Event::Start) if reopened => {
                     reopened = false;
                     // Provisioning reopened by the connection policy: advertise and show how to reach it again.
-                    if let Some(address) = service.local_addr() && mdns.is_none() {
+                    let address = service.local_addr().await;
+                    if let Some(address) = address && mdns.is_none() {
                         match advertise(&config, address) {
                             Ok(advertiser) => mdns = advertiser,
                             Err(error) => tracing::warn!(error = %format!("{error:#}"), "mDNS"),
                         }
                     }
-                    print_banner(&config, service.local_addr());
+                    print_banner(&config, address, ble.is_some());
                 }
                 Ok(Event::End) => {
                     tracing::info!("provisioning ended; the device stays on its network");
@@ -269,9 +283,37 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configured front-ends, in the configured order; HTTP on `listener` when one is bound already.
+fn frontends(
+    config: &DaemonConfig,
+    ble: Option<BleFrontend>,
+    listener: Option<tokio::net::TcpListener>,
+) -> Vec<Arc<dyn Frontend>> {
+    let mut listener = listener;
+    let mut ble = ble;
+    let mut frontends: Vec<Arc<dyn Frontend>> = Vec::new();
+    for transport in &config.transports {
+        match transport {
+            TransportChoice::Http => {
+                let http = match listener.take().map(|l| HttpFrontend::bound(l, HttpConfig::default())) {
+                    Some(Ok(bound)) => bound,
+                    _ => HttpFrontend::at(config.listen, HttpConfig::default()),
+                };
+                frontends.push(Arc::new(http));
+            }
+            TransportChoice::Ble { .. } => {
+                if let Some(ble) = ble.take() {
+                    frontends.push(Arc::new(ble));
+                }
+            }
+        }
+    }
+    frontends
+}
+
 /// The BlueZ adapter to serve BLE on, found before anything starts so that a missing adapter or an unreachable
 /// BlueZ is a clear error at start.
-async fn ble_transport(config: &DaemonConfig, adapter: Option<&str>) -> anyhow::Result<BleTransport> {
+async fn ble_frontend(config: &DaemonConfig, adapter: Option<&str>) -> anyhow::Result<BleFrontend> {
     let session = bluer::Session::new().await.context("cannot reach BlueZ on the system D-Bus")?;
     let adapter = match adapter {
         Some(name) => session.adapter(name).with_context(|| format!("no Bluetooth adapter {name}"))?,
@@ -279,7 +321,7 @@ async fn ble_transport(config: &DaemonConfig, adapter: Option<&str>) -> anyhow::
     };
     // An adapter name that BlueZ does not know fails only here, on its first property read.
     adapter.address().await.with_context(|| format!("cannot use Bluetooth adapter {}", adapter.name()))?;
-    Ok(BleTransport { adapter, config: BleConfig::new(config.service_name.clone()) })
+    Ok(BleFrontend { adapter, config: BleConfig::new(config.service_name.clone()) })
 }
 
 /// Starts the mDNS advertisement when configured.
@@ -305,20 +347,23 @@ async fn stop_mdns(advertiser: Option<MdnsAdvertiser>) {
 }
 
 /// What a person needs at start: where to connect, how to authenticate, and a command line that works.
-/// `address` is the HTTP transport's; over BLE the device is reached by its name.
-fn print_banner(config: &DaemonConfig, address: Option<std::net::SocketAddr>) {
+/// `address` is the HTTP transport's; over BLE the device is reached by its name. With both, the commands use
+/// HTTP.
+fn print_banner(config: &DaemonConfig, address: Option<std::net::SocketAddr>, ble: bool) {
     let mut out = String::new();
     let security = config.security.version().number();
     let name = &config.service_name;
+    if let Some(address) = address {
+        out.push_str(&format!("listening on {address}\n"));
+    }
+    if ble {
+        out.push_str(&format!("advertising over BLE as {name}\n"));
+    }
     let (ours_target, esp_target, qr_transport) = match address {
         Some(address) => {
-            out.push_str(&format!("listening on {address}\n"));
             (format!("--device {address}"), format!("--transport httpd --service_name {address}"), QrTransport::Softap)
         }
-        None => {
-            out.push_str(&format!("advertising over BLE as {name}\n"));
-            (format!("--ble {name}"), format!("--transport ble --service_name {name}"), QrTransport::Ble)
-        }
+        None => (format!("--ble {name}"), format!("--transport ble --service_name {name}"), QrTransport::Ble),
     };
     out.push_str(&format!("device name {name}, security {security}\n"));
     let (esp, ours, qr_user, qr_secret) = match &config.credentials {

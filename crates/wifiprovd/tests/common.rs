@@ -11,7 +11,9 @@ use wifiprov_proto::secret::{Password, ProofOfPossession};
 use wifiprov_proto::security::{ClientSecurity, DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
 use wifiprov_store::NetworkStore;
 use wifiprov_testkit::SeededRandom;
-use wifiprovd::service::{Fallback, ProvisioningService, ServiceConfig, Transport};
+use wifiprov_transport_http::HttpConfig;
+use wifiprovd::frontend::{Frontend, HttpFrontend};
+use wifiprovd::service::{ProvisioningService, ServiceConfig};
 
 /// Fast radio: every duration is a few milliseconds of real time.
 pub(crate) const SCENARIO: &str = wifiprov_testkit::FAST_SCENARIO;
@@ -105,17 +107,18 @@ pub(crate) async fn start(security: DeviceSecurity, setup: Setup) -> Daemon {
         ProvisioningService::new(config, Arc::new(radio.clone()), NetworkStore::open(state_dir.path())).unwrap();
     let events = service.subscribe();
     if let Some(name) = setup.custom_endpoint {
-        service.create_endpoint(name).unwrap();
+        service.create_endpoint(name).await.unwrap();
     }
     let addr = if setup.open {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        service.start_provisioning(security.clone(), Transport::Http(listener)).await.unwrap();
+        service.start_provisioning(security.clone(), http(listener)).await.unwrap();
         addr
     } else {
-        // Port 0: a reopen binds a fresh loopback port; `Daemon::reopened_addr` finds it.
+        // Port 0: a reopen binds a fresh loopback port; `service.local_addr()` finds it.
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        service.set_fallback(security.clone(), Fallback::Http(addr));
+        let fallback: Vec<Arc<dyn Frontend>> = vec![Arc::new(HttpFrontend::at(addr, HttpConfig::default()))];
+        service.set_fallback(security.clone(), fallback).await;
         addr
     };
     Daemon { service, events, addr, radio, security, state_dir }
@@ -134,6 +137,11 @@ impl Daemon {
         client.establish(client_security(&self.security), &mut SeededRandom::new(rand_seed())).await.unwrap();
         client
     }
+}
+
+/// HTTP on `listener`, as the only front-end.
+pub(crate) fn http(listener: tokio::net::TcpListener) -> Vec<Arc<dyn Frontend>> {
+    vec![Arc::new(HttpFrontend::bound(listener, HttpConfig::default()).unwrap())]
 }
 
 pub(crate) fn rand_seed() -> u64 {

@@ -182,13 +182,14 @@ async fn custom_endpoint_created_before_start_and_registered_after() {
     let mut client = daemon.client().await;
     // Not registered yet: the device refuses without answering.
     assert!(client.call("custom-data", b"early").await.is_err());
-    let handler =
-        |_: SessionId, request: &[u8]| -> Result<Vec<u8>, HandlerError> { Ok([b"got:".as_slice(), request].concat()) };
-    daemon.service.register_endpoint("custom-data", Arc::new(handler)).unwrap();
+    let handler = |_: Option<SessionId>, request: &[u8]| -> Result<Vec<u8>, HandlerError> {
+        Ok([b"got:".as_slice(), request].concat())
+    };
+    daemon.service.register_endpoint("custom-data", Arc::new(handler)).await.unwrap();
     // The refused request desynchronised that session's keystream (as with ESP); a fresh session works.
     let mut client = daemon.client().await;
     assert_eq!(client.call("custom-data", b"hello").await.unwrap(), b"got:hello");
-    assert!(daemon.service.create_endpoint("too-late").is_err(), "endpoints are created before start");
+    assert!(daemon.service.create_endpoint("too-late").await.is_err(), "endpoints are created before start");
 }
 
 #[tokio::test]
@@ -217,17 +218,17 @@ async fn restart_keeps_the_provisioned_network() {
     let mut client = daemon.client().await;
     client.provision(b"home", b"correct-horse", poll(), |_| {}).await.unwrap();
     wait_event(&mut events, |e| *e == Event::End).await;
-    assert!(daemon.service.is_provisioned());
+    assert!(daemon.service.is_provisioned().await);
     daemon.service.flush().await;
     let state_dir = daemon.state_dir;
     drop(daemon.service);
 
     // A new service on the same state directory joins the saved network at start.
     let restarted = start(sec1(), Setup { state_dir: Some(state_dir), ..Setup::default() }).await;
-    assert!(restarted.service.is_provisioned());
-    assert!(restarted.service.start_policy());
+    assert!(restarted.service.is_provisioned().await);
+    assert!(restarted.service.start_policy().await);
     tokio::time::timeout(Duration::from_secs(10), async {
-        while !matches!(restarted.service.wifi_state(), WifiState::Connected(_)) {
+        while !matches!(restarted.service.wifi_state().await, WifiState::Connected(_)) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
@@ -235,9 +236,9 @@ async fn restart_keeps_the_provisioned_network() {
     .expect("the provisioned network was not joined");
     assert_eq!(wifiprov_backend::WifiBackend::link(&restarted.radio).unwrap().ssid.as_bytes(), b"home");
 
-    restarted.service.reset_provisioning();
+    restarted.service.reset_provisioning().await;
     tokio::time::timeout(Duration::from_secs(10), async {
-        while restarted.service.is_provisioned() {
+        while restarted.service.is_provisioned().await {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
@@ -271,7 +272,7 @@ async fn status_before_credentials_and_when_stopped() {
     let daemon = start(sec1(), Setup::default()).await;
     let mut client = daemon.client().await;
     assert_eq!(client.status().await.unwrap().state, Some(StationState::Disconnected));
-    daemon.service.stop_provisioning();
+    daemon.service.stop_provisioning().await;
     daemon.service.wait().await;
     assert_eq!(*daemon.service.state().borrow(), ProvState::Idle);
     assert!(client.status().await.is_err(), "the transport is gone once the service has ended");
@@ -281,7 +282,7 @@ async fn status_before_credentials_and_when_stopped() {
                 .service
                 .start_provisioning(
                     sec1(),
-                    wifiprovd::service::Transport::Http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+                    crate::common::http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
                 )
                 .await,
             Ok(())

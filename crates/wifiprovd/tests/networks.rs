@@ -35,15 +35,15 @@ fn add(ssid: &str, passphrase: &str, connect: bool) -> Request {
     Request::Add(add)
 }
 
-fn order(daemon: &Daemon) -> Vec<String> {
-    daemon.service.networks().iter().map(|n| n.ssid().to_string()).collect()
+async fn order(daemon: &Daemon) -> Vec<String> {
+    daemon.service.networks().await.iter().map(|n| n.ssid().to_string()).collect()
 }
 
 async fn linked_to(daemon: &Daemon, ssid: &str) {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if daemon.radio.link().is_some_and(|l| l.ssid.as_bytes() == ssid.as_bytes())
-                && matches!(daemon.service.wifi_state(), WifiState::Connected(_))
+                && matches!(daemon.service.wifi_state().await, WifiState::Connected(_))
             {
                 return;
             }
@@ -101,13 +101,13 @@ async fn reorder_and_delete_survive_a_restart() {
     assert_eq!(removed.status(), NetStatus::Success);
     let out_of_range = client.networks(&Request::Move { ssid: b"a".to_vec(), to: 7 }).await.unwrap();
     assert_eq!(out_of_range.status(), NetStatus::OutOfRange);
-    assert_eq!(order(&daemon), ["d", "a", "c"]);
+    assert_eq!(order(&daemon).await, ["d", "a", "c"]);
     let state_dir = daemon.state_dir;
     drop(client);
     daemon.service.deinit().await;
 
     let restarted = start(sec1(), Setup { state_dir: Some(state_dir), ..Setup::default() }).await;
-    assert_eq!(order(&restarted), ["d", "a", "c"]);
+    assert_eq!(order(&restarted).await, ["d", "a", "c"]);
 }
 
 #[tokio::test]
@@ -119,14 +119,14 @@ async fn add_joins_before_saving_and_a_wrong_passphrase_saves_nothing() {
         matches!(refused, Response::Add { status: NetStatus::ConnectFailed, failure: Some(ConnectFailure::Auth), .. }),
         "{refused:?}"
     );
-    assert!(order(&daemon).is_empty());
+    assert!(order(&daemon).await.is_empty());
 
     let joined = client.networks(&add("home", "correct-horse", true)).await.unwrap();
     let Response::Add { status: NetStatus::Success, priority: 0, connected: Some(link), .. } = joined else {
         panic!("{joined:?}")
     };
     assert_eq!(link.ssid, b"home");
-    assert_eq!(order(&daemon), ["home"]);
+    assert_eq!(order(&daemon).await, ["home"]);
     linked_to(&daemon, "home").await;
 
     // The list shows it connected, with the scan merged in when asked for.
@@ -143,7 +143,7 @@ async fn provisioning_through_prov_config_saves_the_network_at_the_top() {
     let daemon = start(sec1(), Setup { saved: vec![("attic", "attic-pass")], open: true, ..Setup::default() }).await;
     let mut client = daemon.client().await;
     client.provision(b"home", b"correct-horse", crate::common::poll(), |_| {}).await.unwrap();
-    assert_eq!(order(&daemon), ["home", "attic"]);
+    assert_eq!(order(&daemon).await, ["home", "attic"]);
 }
 
 #[tokio::test]
@@ -159,10 +159,10 @@ async fn start_skips_an_absent_network_and_joins_the_next() {
     )
     .await;
     let mut events = daemon.events.resubscribe();
-    assert!(daemon.service.start_policy());
+    assert!(daemon.service.start_policy().await);
     linked_to(&daemon, "home").await;
     wait_event(&mut events, |e| matches!(e, Event::ConnectFailed { ssid, .. } if ssid.as_bytes() == b"nowhere")).await;
-    assert!(daemon.service.local_addr().is_none(), "provisioning stays closed");
+    assert!(daemon.service.local_addr().await.is_none(), "provisioning stays closed");
 }
 
 #[tokio::test]
@@ -178,16 +178,16 @@ async fn with_every_saved_network_absent_provisioning_opens() {
     )
     .await;
     let mut events = daemon.events.resubscribe();
-    daemon.service.start_policy();
+    daemon.service.start_policy().await;
     wait_event(&mut events, |e| *e == Event::ProvisioningReopened).await;
     wait_event(&mut events, |e| *e == Event::Start).await;
-    let addr = daemon.service.local_addr().expect("transport up");
+    let addr = daemon.service.local_addr().await.expect("transport up");
     // A client can provision the device through the reopened service.
     let mut client = daemon.client_at(addr).await;
     let listed = client.networks(&Request::List { scan: false }).await.unwrap();
     assert!(matches!(listed, Response::List { ref networks, .. } if networks.len() == 2));
     client.provision(b"home", b"correct-horse", crate::common::poll(), |_| {}).await.unwrap();
-    assert_eq!(order(&daemon), ["home", "nowhere", "gone"]);
+    assert_eq!(order(&daemon).await, ["home", "nowhere", "gone"]);
 }
 
 #[tokio::test]
@@ -198,19 +198,19 @@ async fn a_lost_link_is_retried_then_provisioning_reopens() {
     )
     .await;
     let mut events = daemon.events.resubscribe();
-    daemon.service.start_policy();
+    daemon.service.start_policy().await;
     linked_to(&daemon, "home").await;
     daemon.radio.set_presence(bssid(1), Presence::Absent).unwrap();
     wait_event(&mut events, |e| matches!(e, Event::LinkLost { ssid } if ssid.as_bytes() == b"home")).await;
     wait_event(&mut events, |e| matches!(e, Event::TryingSaved { ssid, .. } if ssid.as_bytes() == b"home")).await;
     wait_event(&mut events, |e| *e == Event::ProvisioningReopened).await;
-    assert!(daemon.service.local_addr().is_some());
+    assert!(daemon.service.local_addr().await.is_some());
 
     // The network comes back: the background retry rejoins it and the reopened provisioning closes again.
     daemon.radio.set_presence(bssid(1), Presence::Present).unwrap();
     linked_to(&daemon, "home").await;
     wait_event(&mut events, |e| *e == Event::End).await;
-    assert!(daemon.service.local_addr().is_none());
+    assert!(daemon.service.local_addr().await.is_none());
 }
 
 #[tokio::test]
@@ -224,13 +224,13 @@ async fn removing_the_connected_network_switches_to_the_next() {
         },
     )
     .await;
-    daemon.service.start_policy();
+    daemon.service.start_policy().await;
     linked_to(&daemon, "home").await;
     let mut client = daemon.client().await;
     let removed = client.networks(&Request::Remove { ssid: b"home".to_vec() }).await.unwrap();
     assert_eq!(removed.status(), NetStatus::Success);
     linked_to(&daemon, "attic").await;
-    assert_eq!(order(&daemon), ["attic"]);
+    assert_eq!(order(&daemon).await, ["attic"]);
 
     // And connect switches on request.
     assert!(client.networks(&add("cafe", "", false)).await.unwrap().status().is_success());
@@ -246,7 +246,7 @@ async fn a_corrupt_store_is_moved_aside_and_the_daemon_starts_empty() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(NetworkStore::FILE_NAME), b"{ not json").unwrap();
     let daemon = start(sec1(), Setup { state_dir: Some(dir), ..Setup::default() }).await;
-    assert!(order(&daemon).is_empty());
+    assert!(order(&daemon).await.is_empty());
     let kept: Vec<_> = std::fs::read_dir(daemon.state_dir.path())
         .unwrap()
         .filter_map(|e| e.ok())

@@ -5,16 +5,16 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
-use tokio::time::{Instant, sleep, timeout, timeout_at};
-use tracing::{Instrument, Span, debug, error, info_span};
-use wifiprov_proto::endpoint::SessionId;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tracing::{Instrument, debug, info_span};
+use wifiprov_dispatch::{Request, peer_warn};
+use wifiprov_proto::endpoint::{Peer, SessionId};
 
-use super::dispatch::{self, Processed, Request};
-use super::{Device, peer_warn};
+use super::Shared;
+use super::slots::Slot;
 use crate::io::{Buffered, ReadError};
-use crate::wire::{self, BodyLength, ErrorStatus, RequestHead};
-use wifiprov_proto::ErrorChain;
+use crate::wire::{self, BodyLength, CookieHeader, ErrorStatus, RequestHead};
 
 /// Whether the connection goes on after a request.
 enum Next {
@@ -24,29 +24,37 @@ enum Next {
 
 struct Connection {
     io: Buffered<TcpStream>,
-    device: Arc<Device>,
+    shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
+    slot: Slot,
+    peer: Peer,
     /// The session this connection opened or last presented a cookie for (ESP's socket rule).
     session: Option<SessionId>,
-    span: Span,
+    /// When the connection was accepted; its first request head must be complete within the header timeout.
+    started: Instant,
+    /// No request has been completed on it yet.
+    first: bool,
 }
 
-/// Serves one accepted connection until it closes. `_slot` is the connection's place under
+/// Serves one accepted connection until it closes; `slot` is its place among
 /// [`super::HttpConfig::max_connections`], released when this returns.
-pub(super) async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
-    device: Arc<Device>,
-    stop: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
-) {
-    let span = info_span!("http_conn", %peer, session = tracing::field::Empty);
-    let conn_span = span.clone();
+pub(super) async fn run(stream: TcpStream, address: SocketAddr, shared: Arc<Shared>, slot: Slot) {
+    let span = info_span!("http_conn", peer = %address);
     let serve = async move {
         // Responses are written in one piece; Nagle would only delay them.
         let _ = stream.set_nodelay(true);
         debug!("connection opened");
-        let mut conn = Connection { io: Buffered::new(stream), device, stop, session: None, span: conn_span };
+        let stop = shared.stop.clone();
+        let mut conn = Connection {
+            io: Buffered::new(stream),
+            shared,
+            stop,
+            slot,
+            peer: super::peer_of(address),
+            session: None,
+            started: Instant::now(),
+            first: true,
+        };
         while let Next::KeepAlive = conn.serve_one().await {}
         debug!("connection closed");
     };
@@ -60,18 +68,27 @@ impl Drop for Connection {
     }
 }
 
+/// Completes with the reason when the connection must give up waiting for its client: the server is shutting
+/// down, or wants the slot back.
+async fn interrupted(stop: &mut watch::Receiver<bool>, slot: &Slot) -> &'static str {
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|stopping| *stopping) => "shutting down",
+        () = slot.reclaimed() => "closed to make room for another connection",
+    }
+}
+
 impl Connection {
-    /// Moves this connection to `session`, telling protocomm which sessions still have a live client.
+    /// Moves this connection to `session`, telling the dispatcher which sessions still have a live client.
     fn rebind(&mut self, session: Option<SessionId>) {
         if self.session == session {
             return;
         }
-        let mut protocomm = self.device.lock_protocomm();
         if let Some(old) = self.session {
-            protocomm.detach(old);
+            self.shared.dispatcher.detach(old);
         }
         if let Some(new) = session {
-            protocomm.attach(new);
+            self.shared.dispatcher.attach(new);
         }
         self.session = session;
     }
@@ -80,15 +97,17 @@ impl Connection {
         *self.stop.borrow()
     }
 
-    /// Waits for the start of the next request. `false`: the connection should close (peer closed, idle
-    /// timeout, shutdown).
-    async fn await_request(&mut self) -> bool {
+    /// Waits for the first byte of the next request, ignoring blank lines (which do not move the deadline).
+    /// `false`: the connection should close (peer closed, timeout, shutdown, reclaimed).
+    async fn await_request(&mut self, deadline: Instant) -> bool {
         self.io.skip_blank_lines();
         while self.io.buffered().is_empty() {
-            let idle = self.device.config.idle_timeout;
             tokio::select! {
                 biased;
-                () = stopped(&mut self.stop) => return false,
+                reason = interrupted(&mut self.stop, &self.slot) => {
+                    debug!(reason, "waiting connection closed");
+                    return false;
+                }
                 read = self.io.fill() => match read {
                     Ok(0) => return false,
                     Ok(_) => self.io.skip_blank_lines(),
@@ -97,8 +116,8 @@ impl Connection {
                         return false;
                     }
                 },
-                () = sleep(idle) => {
-                    debug!(?idle, "idle connection timed out");
+                () = sleep_until(deadline) => {
+                    debug!(first = self.first, "no request in time; closing");
                     return false;
                 }
             }
@@ -107,14 +126,29 @@ impl Connection {
     }
 
     async fn serve_one(&mut self) -> Next {
-        if self.stopping() || !self.await_request().await {
+        if self.stopping() {
             return Next::Close;
         }
-        let config = &self.device.config;
-        let head = match timeout(config.header_timeout, self.io.read_head(config.max_head)).await {
+        let config = &self.shared.config;
+        let (wait_until, header_timeout) = (config.idle_timeout, config.header_timeout);
+        let waiting = if self.first { self.started + header_timeout } else { Instant::now() + wait_until };
+        if !self.await_request(waiting).await {
+            return Next::Close;
+        }
+        let head_deadline = if self.first { self.started + header_timeout } else { Instant::now() + header_timeout };
+        let max_head = self.shared.config.max_head;
+        let read = tokio::select! {
+            biased;
+            reason = interrupted(&mut self.stop, &self.slot) => {
+                debug!(reason, "closing a connection in the middle of a request head");
+                return Next::Close;
+            }
+            read = timeout_at(head_deadline, self.io.read_head(max_head)) => read,
+        };
+        let head = match read {
             Ok(Ok(head)) => head,
             Ok(Err(ReadError::TooLarge)) => {
-                peer_warn!(self.device, limit = config.max_head, "request head too large; answering 431");
+                peer_warn!(self.shared.dispatcher, limit = max_head, "request head too large; answering 431");
                 return self.reject(ErrorStatus::HeaderTooLarge).await;
             }
             Ok(Err(ReadError::Eof { .. })) => {
@@ -126,35 +160,36 @@ impl Connection {
                 return Next::Close;
             }
             Err(_) => {
-                peer_warn!(self.device, timeout = ?config.header_timeout, "request head incomplete; closing");
+                peer_warn!(self.shared.dispatcher, timeout = ?header_timeout, "request head incomplete; closing");
                 return Next::Close;
             }
         };
         let head = match wire::parse_request(&head) {
             Ok(head) => head,
             Err(e) => {
-                peer_warn!(self.device, error = %e, "bad request; answering 400");
+                peer_warn!(self.shared.dispatcher, error = %e, "bad request; answering 400");
                 return self.reject(ErrorStatus::BadRequest).await;
             }
         };
+        self.first = false;
         self.handle(head).await
     }
 
     async fn handle(&mut self, head: RequestHead) -> Next {
+        let dispatcher = self.shared.dispatcher.clone();
         // ESP takes the endpoint name from the raw target, so a query string makes it unknown.
         let endpoint = head.target.strip_prefix('/').unwrap_or_default();
-        let known = self.device.with_protocomm(|p| p.endpoint_names().any(|name| name == endpoint));
-        if !known {
-            peer_warn!(self.device, method = %head.method, target = ?head.target, "unknown endpoint; answering 404");
+        if !dispatcher.has_endpoint(endpoint) {
+            peer_warn!(dispatcher, method = %head.method, target = ?head.target, "unknown endpoint; answering 404");
             self.drain_body(head.body).await;
             return self.reject(ErrorStatus::NotFound).await;
         }
         if head.method != "POST" {
-            peer_warn!(self.device, method = %head.method, endpoint, "method not allowed; answering 405");
+            peer_warn!(dispatcher, method = %head.method, endpoint, "method not allowed; answering 405");
             self.drain_body(head.body).await;
             return self.reject(ErrorStatus::MethodNotAllowed).await;
         }
-        let config = &self.device.config;
+        let config = &self.shared.config;
         let len = match head.body {
             BodyLength::Length(n) => usize::try_from(n).ok().filter(|n| (1..=config.max_body).contains(n)),
             _ => None,
@@ -162,7 +197,7 @@ impl Connection {
         let Some(len) = len else {
             // ESP accepts only a Content-Length of 1..=4096 and refuses anything else without an answer.
             peer_warn!(
-                self.device,
+                dispatcher,
                 endpoint,
                 body = ?head.body,
                 max = config.max_body,
@@ -170,83 +205,60 @@ impl Connection {
             );
             return Next::Close;
         };
-        let body = match timeout(config.body_timeout, self.io.read_exact(len)).await {
+        let body_timeout = config.body_timeout;
+        let read = tokio::select! {
+            biased;
+            reason = interrupted(&mut self.stop, &self.slot) => {
+                debug!(reason, endpoint, "closing a connection in the middle of a request body");
+                return Next::Close;
+            }
+            read = timeout(body_timeout, self.io.read_exact(len)) => read,
+        };
+        let body = match read {
             Ok(Ok(body)) => body,
             Ok(Err(e)) => {
                 debug!(endpoint, error = ?e, "request body incomplete; closing");
                 return Next::Close;
             }
             Err(_) => {
-                peer_warn!(self.device, endpoint, timeout = ?config.body_timeout, "request body too slow; closing");
+                peer_warn!(dispatcher, endpoint, timeout = ?body_timeout, "request body too slow; closing");
                 return Next::Close;
             }
         };
-        let request = Request {
-            endpoint: endpoint.to_owned(),
-            body,
-            cookie: head.cookie,
-            conn_session: self.session,
-            now: Instant::now().into_std(),
+        let claim = match &head.cookie {
+            CookieHeader::One(value) => wire::cookie_session(value),
+            CookieHeader::Absent => self.session,
+            CookieHeader::Several => None,
         };
-        let processed = match self.dispatch(request).await {
-            Some(processed) => processed,
-            None => return Next::Close,
-        };
-        self.rebind(processed.conn_session);
-        if let Some(session) = processed.session {
-            self.span.record("session", session.0);
+        let request = Request { peer: self.peer, claim, endpoint: endpoint.to_owned(), body };
+        self.slot.busy();
+        let answer = dispatcher.dispatch(request, "closing without response").await;
+        self.slot.answered();
+        // The session the request ran in (opened here, or named by a cookie) is this connection's from now on.
+        if answer.session.is_some() {
+            self.rebind(answer.session);
         }
-        match processed.outcome {
+        match answer.result {
             Ok(reply) => {
                 let close = !head.keep_alive || self.stopping();
-                debug!(endpoint, len, reply = reply.body.len(), new_session = reply.new_session.is_some(), "answered");
-                let response = wire::ok_response(&reply.body, reply.new_session, close);
+                let new_session = answer.session.filter(|_| answer.opened);
+                debug!(endpoint, len, reply = reply.len(), new_session = new_session.is_some(), "answered");
+                let response = wire::ok_response(&reply, new_session, close);
                 if !self.write(&response).await || close {
                     self.close().await;
                     return Next::Close;
                 }
                 Next::KeepAlive
             }
-            Err(refusal) => {
-                let session = processed.session.map(|s| s.0);
-                if refusal.is_peer_fault() {
-                    peer_warn!(
-                        self.device,
-                        endpoint,
-                        session,
-                        error = %ErrorChain(&refusal),
-                        "request refused; closing without response"
-                    );
-                } else {
-                    let error = ErrorChain(&refusal);
-                    error!(endpoint, session, %error, "cannot serve request; closing without response");
-                }
-                Next::Close
-            }
-        }
-    }
-
-    /// Runs the request through protocomm on a blocking thread (handlers may block).
-    async fn dispatch(&self, request: Request) -> Option<Processed> {
-        let device = self.device.clone();
-        // Keep the connection's span and whatever subscriber is in effect here (it may be scoped to this thread).
-        let span = self.span.clone();
-        let logs = tracing::dispatcher::get_default(Clone::clone);
-        let work =
-            move || tracing::dispatcher::with_default(&logs, || span.in_scope(|| dispatch::process(&device, request)));
-        match tokio::task::spawn_blocking(work).await {
-            Ok(processed) => Some(processed),
-            Err(e) => {
-                error!(error = %e, "request processing failed");
-                None
-            }
+            // Already logged by the dispatcher.
+            Err(_) => Next::Close,
         }
     }
 
     /// Reads and discards a body of acceptable size before an error response, so that closing the socket with
     /// unread data does not turn into a reset that could destroy the response on its way.
     async fn drain_body(&mut self, body: BodyLength) {
-        let config = &self.device.config;
+        let config = &self.shared.config;
         if let BodyLength::Length(n) = body
             && let Ok(n) = usize::try_from(n)
             && n <= config.max_body
@@ -265,7 +277,7 @@ impl Connection {
 
     /// Writes all of `bytes`; `false` if the connection failed or stalled.
     async fn write(&mut self, bytes: &[u8]) -> bool {
-        let deadline = Instant::now() + self.device.config.write_timeout;
+        let deadline = Instant::now() + self.shared.config.write_timeout;
         match timeout_at(deadline, self.io.get_mut().write_all(bytes)).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
@@ -281,11 +293,6 @@ impl Connection {
 
     /// Ends our side of the connection cleanly (FIN after the response).
     async fn close(&mut self) {
-        let _ = timeout(self.device.config.write_timeout, self.io.get_mut().shutdown()).await;
+        let _ = timeout(self.shared.config.write_timeout, self.io.get_mut().shutdown()).await;
     }
-}
-
-/// Completes once the server shuts down (or is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopping| *stopping).await;
 }

@@ -1,22 +1,21 @@
 //! The server half: a device's protocomm endpoints as `POST /<endpoint>` over HTTP/1.1.
 
 mod conn;
-mod dispatch;
+mod slots;
 
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
-use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
-use wifiprov_proto::endpoint::Protocomm;
-use wifiprov_proto::rng::SecureRandom;
+use wifiprov_dispatch::Dispatcher;
+
+use slots::Slots;
 
 /// Limits and timeouts of the server.
 #[derive(Debug, Clone)]
@@ -27,12 +26,15 @@ pub struct HttpConfig {
     pub max_body: usize,
     /// Largest request head (request line and headers) accepted; larger ones get `431`.
     pub max_head: usize,
-    /// Connections served at once. Further clients wait in the listen backlog until one closes.
+    /// Connections served at once. When all are taken, a new connection makes room by closing a waiting one
+    /// (see [`serve`]).
     pub max_connections: usize,
-    /// How long a kept-alive connection may sit between requests. Keep it long: esp_prov holds one
-    /// connection for a whole run, including while its user picks a network from the scan list.
+    /// How long a kept-alive connection may wait between requests. esp_prov holds one connection for a whole
+    /// run, including while its user picks a network from the scan list, and reports a failure if the device
+    /// closed it meanwhile; its own timeout per request is 60 s.
     pub idle_timeout: Duration,
-    /// Time allowed for a request head, from its first byte.
+    /// Time allowed for a complete request head: from the connection's start for its first request, from the
+    /// request's first byte for later ones. Blank lines before a request count against it, not for it.
     pub header_timeout: Duration,
     /// Time allowed for a request body, once its head has arrived.
     pub body_timeout: Duration,
@@ -49,7 +51,7 @@ impl Default for HttpConfig {
             max_body: 4096,
             max_head: 8 * 1024,
             max_connections: 32,
-            idle_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
@@ -58,142 +60,65 @@ impl Default for HttpConfig {
     }
 }
 
-/// What the server shares between connections: the device's protocomm instance, its random source (session
-/// ids and handshake secrets) and the server limits.
-///
-/// Both locks are only held for short, synchronous steps and never across an `.await`; endpoint handlers run
-/// without them. Lock order: protocomm, then random source.
-pub struct Device {
-    protocomm: Mutex<Protocomm>,
-    rng: Mutex<Box<dyn SecureRandom + Send>>,
+/// What the connection tasks share.
+struct Shared {
+    dispatcher: Arc<Dispatcher>,
     config: HttpConfig,
-    warnings: WarnLimiter,
+    slots: Slots,
+    stop: watch::Receiver<bool>,
 }
 
-impl Device {
-    /// A device serving `protocomm`, drawing session ids and handshake secrets from `rng` (the OS random source
-    /// in production: `wifiprov_proto::rng::OsRandom`).
-    pub fn new(protocomm: Protocomm, rng: Box<dyn SecureRandom + Send>, config: HttpConfig) -> Self {
-        Self { protocomm: Mutex::new(protocomm), rng: Mutex::new(rng), config, warnings: WarnLimiter::default() }
-    }
-
-    /// Runs `f` on the protocomm instance (to add endpoints, update the version, close sessions). Do not block
-    /// in `f`: requests of every client wait for it.
-    pub fn with_protocomm<R>(&self, f: impl FnOnce(&mut Protocomm) -> R) -> R {
-        f(&mut self.lock_protocomm())
-    }
-
-    /// The server limits.
-    pub fn config(&self) -> &HttpConfig {
-        &self.config
-    }
-
-    fn lock_protocomm(&self) -> MutexGuard<'_, Protocomm> {
-        // A panic while the lock was held can only come from a bug in protocomm itself; its tables are still
-        // consistent enough to go on (at worst one session stays busy until evicted), which beats refusing
-        // every client from now on.
-        self.protocomm.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_rng(&self) -> MutexGuard<'_, Box<dyn SecureRandom + Send>> {
-        self.rng.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl fmt::Debug for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Device");
-        // `try_lock`: formatting must not deadlock when done from inside `with_protocomm`.
-        match self.protocomm.try_lock() {
-            Ok(protocomm) => d.field("protocomm", &*protocomm),
-            Err(_) => d.field("protocomm", &"<locked>"),
-        };
-        d.field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-/// Caps `warn`-level logs about misbehaving peers, so a flood of bad requests cannot flood the journal.
-/// Suppressed messages are still logged at `debug`.
-#[derive(Debug, Default)]
-struct WarnLimiter(Mutex<WarnWindow>);
-
-#[derive(Debug, Default)]
-struct WarnWindow {
-    start: Option<Instant>,
-    issued: u32,
-    suppressed: u32,
-}
-
-impl WarnLimiter {
-    const WINDOW: Duration = Duration::from_secs(60);
-    const BURST: u32 = 20;
-
-    /// Whether the next peer warning may be logged at `warn`.
-    fn allow(&self) -> bool {
-        let now = Instant::now();
-        let mut w = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if w.start.is_none_or(|start| now.duration_since(start) >= Self::WINDOW) {
-            if w.suppressed > 0 {
-                warn!(suppressed = w.suppressed, "peer warnings were rate-limited");
-            }
-            *w = WarnWindow { start: Some(now), issued: 0, suppressed: 0 };
-        }
-        if w.issued < Self::BURST {
-            w.issued += 1;
-            true
-        } else {
-            w.suppressed += 1;
-            false
-        }
-    }
-}
-
-/// Logs peer misbehaviour at `warn`, or at `debug` once the rate limit is reached.
-macro_rules! peer_warn {
-    ($device:expr, $($arg:tt)+) => {
-        if $device.warnings_allowed() {
-            tracing::warn!($($arg)+);
-        } else {
-            tracing::debug!($($arg)+);
-        }
-    };
-}
-pub(crate) use peer_warn;
-
-impl Device {
-    fn warnings_allowed(&self) -> bool {
-        self.warnings.allow()
-    }
-}
-
-/// Serves protocomm over HTTP on `listener` until `shutdown` completes.
+/// Serves `dispatcher`'s protocomm endpoints over HTTP on `listener` until `shutdown` completes.
 ///
-/// On shutdown it stops accepting, closes idle connections, lets requests already being handled finish and be
+/// Connections: at most [`HttpConfig::max_connections`] at once. When all are taken, a new connection makes
+/// room by closing one that is waiting for its client (between requests, or still sending its request head or
+/// body), never one whose request is being handled: one of the peer holding the most connections (the new one
+/// counted), the one whose last request was answered longest ago (or that never completed one). ESP's httpd
+/// likewise closes its least recently used socket. Each such close is logged, rate-limited. A connection also
+/// closes when its client leaves it waiting past [`HttpConfig::idle_timeout`] between requests, or takes longer
+/// than [`HttpConfig::header_timeout`] over a request head; blank lines do not count as progress.
+///
+/// On shutdown it stops accepting, closes waiting connections, lets requests already being handled finish and be
 /// answered (for at most [`HttpConfig::shutdown_grace`]), then returns. Errors accepting a connection are logged
 /// and retried; the function only fails if the listener is unusable from the start.
-pub async fn serve(listener: TcpListener, device: Arc<Device>, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    dispatcher: Arc<Dispatcher>,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let local = listener.local_addr()?;
     let span = info_span!("http_server", %local);
-    run(listener, device, shutdown).instrument(span).await;
+    run(listener, dispatcher, config, shutdown).instrument(span).await;
     Ok(())
 }
 
-async fn run(listener: TcpListener, device: Arc<Device>, shutdown: impl Future<Output = ()>) {
-    let slots = Arc::new(Semaphore::new(device.config.max_connections.max(1)));
+async fn run(
+    listener: TcpListener,
+    dispatcher: Arc<Dispatcher>,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop, stopped) = watch::channel(false);
+    let shared = Arc::new(Shared { slots: Slots::new(config.max_connections), dispatcher, config, stop: stopped });
     let mut connections = JoinSet::new();
     let mut backoff = Duration::ZERO;
     let mut shutdown = std::pin::pin!(shutdown);
-    info!(max_connections = device.config.max_connections, "serving protocomm over http");
+    info!(max_connections = shared.config.max_connections, "serving protocomm over http");
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
             Some(done) = connections.join_next() => report(done),
-            (slot, accepted) = accept(&listener, &slots) => match accepted {
+            accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     backoff = Duration::ZERO;
-                    connections.spawn(conn::run(stream, peer, device.clone(), stopped.clone(), slot));
+                    let slot = tokio::select! {
+                        biased;
+                        () = &mut shutdown => break,
+                        slot = shared.slots.admit(peer.ip(), &shared.dispatcher) => slot,
+                    };
+                    connections.spawn(conn::run(stream, peer, shared.clone(), slot));
                 }
                 Err(e) => {
                     // Running out of file descriptors and the like: keep serving the connections we have.
@@ -215,19 +140,11 @@ async fn run(listener: TcpListener, device: Arc<Device>, shutdown: impl Future<O
             report(done);
         }
     };
-    if tokio::time::timeout(device.config.shutdown_grace, drain).await.is_err() {
+    if tokio::time::timeout(shared.config.shutdown_grace, drain).await.is_err() {
         warn!(connections = connections.len(), "requests still running after the shutdown grace period; dropping them");
         connections.shutdown().await;
     }
     info!("stopped");
-}
-
-async fn accept(
-    listener: &TcpListener,
-    slots: &Arc<Semaphore>,
-) -> (OwnedSemaphorePermit, io::Result<(tokio::net::TcpStream, SocketAddr)>) {
-    let slot = slots.clone().acquire_owned().await.expect("the connection semaphore is never closed");
-    (slot, listener.accept().await)
 }
 
 fn report(done: Result<(), JoinError>) {
@@ -236,4 +153,12 @@ fn report(done: Result<(), JoinError>) {
         Err(e) if e.is_panic() => error!("connection task panicked"),
         Err(e) => debug!(error = %e, "connection task cancelled"),
     }
+}
+
+/// The address a peer is known by: its IP address, so that all connections of one client count together.
+fn peer_of(address: SocketAddr) -> wifiprov_proto::endpoint::Peer {
+    wifiprov_proto::endpoint::Peer::new(match address.ip() {
+        std::net::IpAddr::V4(ip) => ip.to_ipv6_mapped().to_bits(),
+        std::net::IpAddr::V6(ip) => ip.to_bits(),
+    })
 }

@@ -1,0 +1,285 @@
+//! One request through protocomm, from any transport.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tracing::{Instrument as _, debug, error, info_span};
+use wifiprov_proto::ErrorChain;
+use wifiprov_proto::endpoint::{Checkout, HandlerError, Peer, Protocomm, ProtocommError, SessionId, Step};
+use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
+
+use crate::peer_warn;
+use crate::warn::WarnLimiter;
+
+type SharedRandom = Arc<Mutex<Box<dyn SecureRandom + Send>>>;
+type ClosedHook = Box<dyn Fn(SessionId) + Send + Sync>;
+
+/// A request as a transport received it.
+#[derive(Debug)]
+pub struct Request {
+    /// Who sent it.
+    pub peer: Peer,
+    /// The session the transport associates with it (a cookie, the connection's, the link's); it counts only if
+    /// that session is open.
+    pub claim: Option<SessionId>,
+    /// The endpoint name.
+    pub endpoint: String,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+/// What came of a request.
+#[derive(Debug)]
+pub struct Answer {
+    /// The session the request ran in; the transport associates its connection with it from now on.
+    pub session: Option<SessionId>,
+    /// Whether the request opened that session: the answer must tell the client its id (HTTP: `Set-Cookie`).
+    pub opened: bool,
+    /// The answer to send, or why the transport must drop the exchange without one. Already logged.
+    pub result: Result<Vec<u8>, ProtocommError>,
+}
+
+/// The protocomm service shared by every transport of a device. See the crate documentation.
+pub struct Dispatcher {
+    // Lock order: protocomm, then random source. Neither is held across an `.await` or a handshake step.
+    protocomm: Mutex<Protocomm>,
+    rng: SharedRandom,
+    warnings: WarnLimiter,
+    closed: Option<ClosedHook>,
+}
+
+/// The random source as a handshake step sees it: locked for each draw only, so the step's arithmetic runs
+/// outside any lock that another session needs.
+struct DrawEach(SharedRandom);
+
+impl SecureRandom for DrawEach {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), RandomUnavailable> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).fill(dest)
+    }
+}
+
+/// A session checked out for one request. Unless it is checked back in, dropping this closes the session: the
+/// request's task was cancelled or panicked, and the session's state went with it.
+struct Held<'a> {
+    dispatcher: &'a Dispatcher,
+    session: Option<SessionId>,
+}
+
+impl Held<'_> {
+    /// Gives the session back; `false` when the table refused to keep it (a newly established session with no
+    /// room among the established ones), so the request must be refused too.
+    fn check_in(mut self, checkout: Option<Checkout>) -> bool {
+        self.session = None;
+        let Some(checkout) = checkout else { return true };
+        let checked_in = self.dispatcher.lock().check_in(checkout);
+        self.dispatcher.notify_closed(&checked_in.closed);
+        !checked_in.refused
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.session.take() {
+            debug!(session = %id, "request ended without returning its session; closing it");
+            self.dispatcher.close_session(id);
+        }
+    }
+}
+
+/// A handshake step's thread ended without an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("handshake step failed: {0}")]
+struct StepFailed(String);
+
+impl Dispatcher {
+    /// A dispatcher serving `protocomm`, drawing session ids and handshake secrets from `rng` (the OS random
+    /// source in production: `wifiprov_proto::rng::OsRandom`).
+    pub fn new(protocomm: Protocomm, rng: Box<dyn SecureRandom + Send>) -> Self {
+        Self {
+            protocomm: Mutex::new(protocomm),
+            rng: Arc::new(Mutex::new(rng)),
+            warnings: WarnLimiter::default(),
+            closed: None,
+        }
+    }
+
+    /// Calls `hook` with the id of every session that closes (evicted, expired, closed by a transport, lost with
+    /// a cancelled request), once, after the table lock is released.
+    #[must_use]
+    pub fn on_session_closed(mut self, hook: impl Fn(SessionId) + Send + Sync + 'static) -> Self {
+        self.closed = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs `f` on the protocomm instance (to register handlers, list endpoints). Do not block in `f`: requests
+    /// of every client wait for it.
+    pub fn with_protocomm<R>(&self, f: impl FnOnce(&mut Protocomm) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// The endpoint names, in creation order (BLE lays its characteristics out in this order).
+    pub fn endpoint_names(&self) -> Vec<String> {
+        self.lock().endpoint_names().map(str::to_owned).collect()
+    }
+
+    /// Whether an endpoint of this name exists.
+    pub fn has_endpoint(&self, name: &str) -> bool {
+        self.lock().has_endpoint(name)
+    }
+
+    /// The rate limit for warnings about misbehaving peers (see [`crate::peer_warn!`]), shared by every
+    /// transport so that a flood on one cannot flood the journal through another.
+    pub fn warnings(&self) -> &WarnLimiter {
+        &self.warnings
+    }
+
+    /// A connection now carries session `id`.
+    pub fn attach(&self, id: SessionId) {
+        self.lock().attach(id);
+    }
+
+    /// A connection that carried session `id` has gone.
+    pub fn detach(&self, id: SessionId) {
+        self.lock().detach(id);
+    }
+
+    /// Closes session `id` (its link went away); the close hook hears of it.
+    pub fn close_session(&self, id: SessionId) {
+        let closed = self.lock().close_session(id);
+        if closed {
+            self.notify_closed(&[id]);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Protocomm> {
+        // A panic while the lock was held can only come from a bug in protocomm itself; its tables are still
+        // consistent enough to go on, which beats refusing every client from now on.
+        self.protocomm.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn notify_closed(&self, ids: &[SessionId]) {
+        for id in ids {
+            debug!(session = %id, "session closed");
+            if let Some(hook) = &self.closed {
+                hook(*id);
+            }
+        }
+    }
+
+    /// Runs one request and logs a refusal; the transport answers with [`Answer::result`] or drops the exchange
+    /// (HTTP: closes the connection without a byte; BLE: an ATT error), as ESP does. `reaction` completes the
+    /// refusal's log line ("closing without response", "disconnecting").
+    pub async fn dispatch(&self, request: Request, reaction: &'static str) -> Answer {
+        let span = info_span!("request", endpoint = %request.endpoint, session = tracing::field::Empty);
+        let endpoint = request.endpoint.clone();
+        let recorder = span.clone();
+        async {
+            let answer = self.run(request).await;
+            if let Some(session) = answer.session {
+                // Recorded once per request span, so a log line names its session once however many requests
+                // its connection carried.
+                recorder.record("session", session.0);
+            }
+            if let Err(refusal) = &answer.result {
+                let error = ErrorChain(refusal);
+                if refusal.is_peer_fault() {
+                    peer_warn!(self, %endpoint, %error, "request refused; {reaction}");
+                } else {
+                    error!(%endpoint, %error, "cannot serve request; {reaction}");
+                }
+            }
+            answer
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run(&self, request: Request) -> Answer {
+        let Request { peer, claim, endpoint, body } = request;
+        let now = tokio::time::Instant::now().into_std();
+        let begun = {
+            let mut protocomm = self.lock();
+            let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            protocomm.begin(now, peer, claim, &endpoint, body, &mut **rng)
+        };
+        let begun = match begun {
+            Ok(begun) => begun,
+            Err(e) => return Answer { session: None, opened: false, result: Err(e) },
+        };
+        let opened = match begun.opened {
+            Some(opened) => {
+                self.notify_closed(&opened.closed);
+                if let Some(id) = begun.session {
+                    debug!(session = %id, closed = ?opened.closed, "new session");
+                }
+                true
+            }
+            None => false,
+        };
+        let result = match begun.step {
+            Step::Reply(reply) => Ok(reply),
+            Step::Handshake(step) => {
+                let held = Held { dispatcher: self, session: Some(step.session()) };
+                let rng = DrawEach(self.rng.clone());
+                let (checkout, result) = if step.is_costly() {
+                    match tokio::task::spawn_blocking(move || {
+                        let mut rng = rng;
+                        step.run(&mut rng)
+                    })
+                    .await
+                    {
+                        Ok((checkout, result)) => (Some(checkout), result),
+                        // The step panicked or was cancelled: its session is gone (`held` closes it).
+                        Err(e) => (None, Err(internal(&endpoint, StepFailed(e.to_string())))),
+                    }
+                } else {
+                    let mut rng = rng;
+                    let (checkout, result) = step.run(&mut rng);
+                    (Some(checkout), result)
+                };
+                if checkout.is_none() {
+                    drop(held);
+                    result
+                } else if held.check_in(checkout) {
+                    result
+                } else {
+                    Err(ProtocommError::TooManySessions(self.lock().session_count()))
+                }
+            }
+            Step::Call(call) => {
+                let held = Held { dispatcher: self, session: call.session() };
+                let (checkout, result) = call.run().await;
+                held.check_in(checkout);
+                result
+            }
+        };
+        if opened
+            && result.is_err()
+            && let Some(id) = begun.session
+        {
+            // The client never learns the new session's id, so nobody can use it: free its place now.
+            self.close_session(id);
+            return Answer { session: None, opened: false, result };
+        }
+        Answer { session: begun.session, opened, result }
+    }
+}
+
+fn internal(endpoint: &str, error: impl std::error::Error + Send + Sync + 'static) -> ProtocommError {
+    ProtocommError::Handler { endpoint: endpoint.to_owned(), source: HandlerError::Internal(Box::new(error)) }
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Dispatcher");
+        // `try_lock`: formatting must not deadlock when done from inside `with_protocomm`.
+        match self.protocomm.try_lock() {
+            Ok(protocomm) => d.field("protocomm", &*protocomm),
+            Err(_) => d.field("protocomm", &"<locked>"),
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

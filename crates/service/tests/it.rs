@@ -1,0 +1,203 @@
+//! The manager's task on a real runtime (multi-threaded, where orderings are not fixed) and the simulated radio:
+//! radio actions in order, clients that cannot see each other's credentials, answers that wait for the disk.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use wifiprov_backend::{
+    AccessPoint, BackendError, BoxFuture, ConnectError, ConnectRequest, LinkEvent, LinkInfo, Passphrase, ScanParams,
+    Ssid, WifiBackend,
+};
+use wifiprov_backend_sim::SimRadio;
+use wifiprov_manager::networks::{NetworkList, NetworkSecurity, SavedNetwork};
+use wifiprov_manager::{ClientId, Credentials, JoinFirst, ManagerConfig, ProvisioningStatus, RequestError, WifiState};
+use wifiprov_service::{Provisioner, ServiceRequest};
+use wifiprov_store::NetworkStore;
+
+/// Every wait in these tests is for an event, bounded by this.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The simulated radio, with every connect and disconnect written down as it starts and ends. A disconnect
+/// takes a while, as on a real radio (deauthentication, the supplicant's state change), which is when a
+/// connect issued after it could overtake it if the two were not queued.
+#[derive(Clone)]
+struct Recording {
+    radio: SimRadio,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recording {
+    fn note(&self, what: String) {
+        self.log.lock().unwrap().push(what);
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl WifiBackend for Recording {
+    fn scan(&self, params: ScanParams) -> BoxFuture<'_, Result<Vec<AccessPoint>, BackendError>> {
+        self.radio.scan(params)
+    }
+
+    fn connect(&self, request: ConnectRequest) -> BoxFuture<'_, Result<LinkInfo, ConnectError>> {
+        Box::pin(async move {
+            self.note(format!("connect {}", request.ssid));
+            self.radio.connect(request).await
+        })
+    }
+
+    fn disconnect(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.note("disconnect begins".into());
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let result = self.radio.disconnect().await;
+            self.note("disconnect ends".into());
+            result
+        })
+    }
+
+    fn link(&self) -> Option<LinkInfo> {
+        self.radio.link()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<LinkEvent> {
+        self.radio.subscribe()
+    }
+}
+
+fn fast() -> ManagerConfig {
+    ManagerConfig {
+        connect_delay: Duration::from_millis(10),
+        cleanup_delay: Duration::from_millis(100),
+        auto_stop: wifiprov_manager::AutoStop::Disabled,
+        ..ManagerConfig::default()
+    }
+}
+
+fn saved(ssid: &str, passphrase: &str) -> SavedNetwork {
+    let passphrase = Passphrase::new(passphrase.to_owned()).unwrap();
+    SavedNetwork::new(Ssid::try_from(ssid).unwrap(), NetworkSecurity::WpaPsk, Some(passphrase)).unwrap()
+}
+
+fn credentials(ssid: &str, passphrase: &str) -> Credentials {
+    Credentials {
+        ssid: Ssid::try_from(ssid).unwrap(),
+        passphrase: Some(Passphrase::new(passphrase.to_owned()).unwrap()),
+    }
+}
+
+struct Service {
+    provisioner: Provisioner,
+    backend: Recording,
+    dir: tempfile::TempDir,
+    _requests: tokio::sync::mpsc::UnboundedReceiver<ServiceRequest>,
+}
+
+fn service(saved_networks: Vec<SavedNetwork>) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    if !saved_networks.is_empty() {
+        NetworkStore::open(dir.path()).save(&NetworkList::from_networks(8, saved_networks).unwrap()).unwrap();
+    }
+    let radio = SimRadio::from_toml_str(wifiprov_testkit::FAST_SCENARIO).unwrap();
+    let backend = Recording { radio, log: Arc::default() };
+    let (provisioner, requests) =
+        Provisioner::spawn(fast(), Arc::new(backend.clone()), NetworkStore::open(dir.path())).unwrap();
+    Service { provisioner, backend, dir, _requests: requests }
+}
+
+async fn on(provisioner: &Provisioner, ssid: &str) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let WifiState::Connected(link) = provisioner.wifi_state().await
+                && link.ssid.as_bytes() == ssid.as_bytes()
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never joined {ssid}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_never_overtakes_the_connect_that_follows_it() {
+    for _ in 0..5 {
+        let s = service(vec![saved("home", "correct-horse"), saved("office", "office-secret")]);
+        assert!(s.provisioner.start_policy().await);
+        on(&s.provisioner, "home").await;
+        // Removing the network the station is on: leave it, then join the next saved one.
+        s.provisioner.remove_network(Ssid::try_from("home").unwrap()).await.unwrap();
+        on(&s.provisioner, "office").await;
+        assert_eq!(s.backend.link().unwrap().ssid.as_bytes(), b"office", "the disconnect did not undo the join");
+        let log = s.backend.log();
+        assert_eq!(log, ["connect home", "disconnect begins", "disconnect ends", "connect office"]);
+
+        // Reprovisioning leaves the network; the new credentials' connect comes 10 ms later, well inside the
+        // disconnect's 30 ms.
+        s.provisioner.start().await.unwrap();
+        s.provisioner.reprovision().await.unwrap();
+        s.provisioner.set_credentials(ClientId(1), credentials("home", "correct-horse")).await.unwrap();
+        s.provisioner.apply(ClientId(1)).await.unwrap();
+        on(&s.provisioner, "home").await;
+        let log = s.backend.log();
+        assert_eq!(log[4..], ["disconnect begins", "disconnect ends", "connect home"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_in_lock_step_keep_their_credentials_apart() {
+    let s = service(Vec::new());
+    let (alice, bob) = (ClientId(10), ClientId(20));
+    s.provisioner.start().await.unwrap();
+    // Alice sends the right passphrase, Bob a wrong one, then Alice applies: the device must join with Alice's.
+    s.provisioner.set_credentials(alice, credentials("home", "correct-horse")).await.unwrap();
+    s.provisioner.set_credentials(bob, credentials("home", "wrong-horse")).await.unwrap();
+    s.provisioner.apply(alice).await.unwrap();
+    assert_eq!(s.provisioner.apply(bob).await, Err(RequestError::Busy), "one attempt at a time");
+    let status = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match s.provisioner.status(alice).await {
+                ProvisioningStatus::Connecting { .. } => tokio::task::yield_now().await,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(matches!(status, ProvisioningStatus::Connected(ref link) if link.ssid.as_bytes() == b"home"), "{status:?}");
+    // Bob sees the device's station, not a result of his own.
+    assert!(matches!(s.provisioner.status(bob).await, ProvisioningStatus::Connected(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_change_is_on_disk_when_it_is_answered() {
+    let s = service(Vec::new());
+    let added = s.provisioner.add_network(saved("attic", "attic-pass"), None, JoinFirst::No).await.unwrap();
+    assert_eq!((added.index, added.updated), (0, false));
+    let stored = NetworkStore::open(s.dir.path()).load().unwrap();
+    assert_eq!(stored.get_at(0).unwrap().ssid().as_bytes(), b"attic");
+    // A join first: answered with the link, and saved.
+    let added = s.provisioner.add_network(saved("home", "correct-horse"), Some(0), JoinFirst::Yes).await.unwrap();
+    assert_eq!(added.link.unwrap().ssid.as_bytes(), b"home");
+    let stored = NetworkStore::open(s.dir.path()).load().unwrap();
+    assert_eq!(stored.get_at(0).unwrap().ssid().as_bytes(), b"home");
+    assert!(s.provisioner.flush().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_is_awaited_not_polled() {
+    let s = service(Vec::new());
+    assert_eq!(s.provisioner.start_scan(ScanParams::default()).await, Err(RequestError::NotServing));
+    s.provisioner.start().await.unwrap();
+    s.provisioner.start_scan(ScanParams::default()).await.unwrap();
+    assert!(s.provisioner.wait_scan().await);
+    let scan = s.provisioner.scan().await;
+    assert!(scan.finished && !scan.running);
+    let names: Vec<&[u8]> = scan.results.iter().map(|ap| ap.ssid.as_ref().unwrap().as_bytes()).collect();
+    assert_eq!(names, [&b"home"[..], b"office", b"flaky", b"cafe", b"attic"]);
+}
