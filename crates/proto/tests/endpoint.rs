@@ -478,3 +478,27 @@ fn faults_are_blamed_on_the_peer_or_the_device() {
     ];
     assert!(!device.iter().any(ProtocommError::is_peer_fault));
 }
+
+#[test]
+fn a_floods_handshakes_go_even_while_their_step_runs() {
+    let t0 = Instant::now();
+    let mut rng = SeededRandom::new(11);
+    let mut pc = device(sec1_device("pop"), 2);
+    let alice = half_open(&mut pc, ALICE, t0, &mut rng).unwrap();
+    pc.attach(alice);
+    let busy = half_open(&mut pc, MALLORY, t0, &mut rng).unwrap();
+    pc.attach(busy);
+    // Mallory's handshake step is running (its session is checked out) when her next one arrives.
+    let body = ClientSession::new(sec1_client("pop")).start(&mut rng).unwrap();
+    let Step::Handshake(step) = pc.begin(t0, MALLORY, Some(busy), names::PROV_SESSION, body, &mut rng).unwrap().step
+    else {
+        panic!("a handshake step")
+    };
+    let next = half_open(&mut pc, MALLORY, t0, &mut rng).unwrap();
+    assert!(pc.has_session(alice) && pc.has_session(next) && !pc.has_session(busy));
+    // The step still answers, but its session stays closed.
+    let (checkout, reply) = step.run(&mut rng);
+    assert!(reply.is_ok());
+    let _ = pc.check_in(checkout);
+    assert!(!pc.has_session(busy));
+}

@@ -11,8 +11,10 @@
 //!   stalled for [`SessionLimits::handshake_timeout`], or its peer holds other half-open sessions too (counting
 //!   the one being asked for). So the one handshake a peer is running on a live connection survives whatever
 //!   others send, and a peer that opens many only ever replaces its own. The victim is a session of the
-//!   noisiest peer (the one holding the most half-open sessions), an abandoned one before a connected one, then
-//!   the one idle longest. With no candidate the newcomer is refused ([`ProtocommError::TooManySessions`]).
+//!   noisiest peer (the one holding the most half-open sessions), an abandoned one before a connected one, one
+//!   between requests before one whose handshake step is running (that step's answer then names a closed
+//!   session), then the one idle longest. With no candidate the newcomer is refused
+//!   ([`ProtocommError::TooManySessions`]).
 //! - An established session is never evicted by a request that holds no credential. When a handshake
 //!   completes (the client proved its credential) and [`SessionLimits::max_sessions`] established sessions
 //!   exist, the one idle longest among those no connection carries makes room (its client left, as every run of
@@ -225,14 +227,21 @@ impl Sessions {
         let stalled = self.limits.handshake_timeout;
         self.entries
             .iter()
-            .filter(|(_, e)| !e.established && !e.is_checked_out())
+            .filter(|(_, e)| !e.established)
             .filter(|(_, e)| {
                 e.connections == 0 || held(&e.peer) > 1 || now.saturating_duration_since(e.last_used) >= stalled
             })
-            // Noisiest peer first, then abandoned before connected, then idle longest; the id breaks ties so the
-            // choice does not depend on the map's order.
+            // Noisiest peer first, then abandoned before connected, then one that is not in the middle of a request
+            // (a flood keeps its own handshakes busy; those go too, last), then idle longest; the id breaks ties so
+            // the choice does not depend on the map's order.
             .max_by_key(|(id, e)| {
-                (held(&e.peer), e.connections == 0, std::cmp::Reverse(e.last_used), std::cmp::Reverse(**id))
+                (
+                    held(&e.peer),
+                    e.connections == 0,
+                    !e.is_checked_out(),
+                    std::cmp::Reverse(e.last_used),
+                    std::cmp::Reverse(**id),
+                )
             })
             .map(|(id, _)| *id)
     }

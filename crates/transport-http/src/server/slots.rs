@@ -5,6 +5,11 @@
 //! connections (the newcomer's own counted), and among those the one whose last request was answered longest
 //! ago, or that never completed one. Bytes that do not complete a request (a slow drip, blank lines) do not
 //! count as activity, so holding slots costs an attacker its slots first, not a client that gets answers.
+//!
+//! The newcomer is admitted at once, before the connection asked to close has gone: waiting for each one would
+//! make the accept loop as slow as the busiest moment of the runtime, and a burst of attack connections would
+//! then keep a client waiting in the listen backlog. Connections on their way out count against a second
+//! budget of the same size, so at most twice the limit are ever open.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -57,10 +62,12 @@ impl Slots {
             changed.as_mut().enable();
             {
                 let mut table = lock(&self.table);
-                if table.entries.len() < self.max {
+                let leaving = table.entries.values().filter(|e| e.reclaimed).count();
+                if table.entries.len() - leaving < self.max {
                     return self.insert(&mut table, ip);
                 }
-                if let Some(victim) = table.victim(ip)
+                if leaving < self.max
+                    && let Some(victim) = table.victim(ip)
                     && let Some(entry) = table.entries.get_mut(&victim)
                 {
                     entry.reclaimed = true;
@@ -73,6 +80,7 @@ impl Slots {
                         ?idle,
                         "all connection slots taken; closing a waiting connection to make room"
                     );
+                    return self.insert(&mut table, ip);
                 }
             }
             changed.await;
@@ -160,6 +168,10 @@ mod tests {
     const QUIET: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
     const NOISY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 
+    fn reclaimed(slots: &Slots) -> usize {
+        lock(&slots.table).entries.values().filter(|e| e.reclaimed).count()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_noisiest_peers_longest_waiting_connection_makes_room() {
         let d = dispatcher();
@@ -167,15 +179,31 @@ mod tests {
         let quiet = slots.admit(QUIET, &d).await;
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
         let noisy: Vec<Slot> = [0; 3].iter().map(|_| slots.insert(&mut lock(&slots.table), NOISY)).collect();
-        // The quiet client is the longest waiting, but the noisy peer holds three slots.
-        let admitting = slots.admit(QUIET, &d);
-        let mut admitting = std::pin::pin!(admitting);
-        assert!(futures_poll(&mut admitting).await.is_none(), "full: the newcomer waits");
+        // Full. The quiet client is the longest waiting, but the noisy peer holds three slots: its oldest goes,
+        // and the newcomer is admitted without waiting for it to leave.
+        let _newcomer = slots.admit(QUIET, &d).await;
         noisy[0].reclaimed().await;
-        assert!(lock(&slots.table).entries.values().filter(|e| e.reclaimed).count() == 1);
-        drop(noisy);
-        let _newcomer = admitting.await;
+        assert_eq!(reclaimed(&slots), 1);
         drop(quiet);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_on_their_way_out_are_bounded() {
+        let d = dispatcher();
+        let slots = Slots::new(2);
+        let held: Vec<Slot> = [0; 2].iter().map(|_| slots.insert(&mut lock(&slots.table), NOISY)).collect();
+        // Each newcomer asks one more to leave; none has left yet.
+        let mut newcomers = Vec::new();
+        for _ in 0..2 {
+            newcomers.push(slots.admit(NOISY, &d).await);
+        }
+        assert_eq!(reclaimed(&slots), 2);
+        // Twice the limit are open: the next one waits until one has really gone.
+        let admitting = slots.admit(NOISY, &d);
+        let mut admitting = std::pin::pin!(admitting);
+        assert!(futures_poll(&mut admitting).await.is_none());
+        drop(held);
+        let _admitted = admitting.await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -187,13 +215,11 @@ mod tests {
         let admitting = slots.admit(QUIET, &d);
         let mut admitting = std::pin::pin!(admitting);
         assert!(futures_poll(&mut admitting).await.is_none());
-        assert!(lock(&slots.table).entries.values().all(|e| !e.reclaimed));
+        assert_eq!(reclaimed(&slots), 0);
         busy.answered();
-        // Answered and waiting again: now it may go.
-        assert!(futures_poll(&mut admitting).await.is_none());
-        busy.reclaimed().await;
-        drop(busy);
+        // Answered and waiting again: now it may go, and the newcomer is in.
         let _newcomer = admitting.await;
+        busy.reclaimed().await;
     }
 
     /// Polls `future` once; `Some` if it completed.
