@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
 
+pub mod attack;
 pub mod bluezoo;
 pub mod harness;
 pub mod process;

@@ -2,6 +2,7 @@
 //! on a simulated radio. Nothing sleeps for a fixed time: every wait is for an event, with a deadline.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
+mod attacks;
 mod binary;
 mod common;
 mod flows;
