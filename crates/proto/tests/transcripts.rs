@@ -1,4 +1,4 @@
-//! Every esp_prov transcript in `shared/vectors/esp_prov-sessions`, replayed byte for byte from the device side
+//! Every esp_prov transcript in `tests/vectors/esp_prov-sessions`, replayed byte for byte from the device side
 //! (with the device's fixed randomness) and from the client side (with esp_prov's).
 
 use std::sync::Arc;

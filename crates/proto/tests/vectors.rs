@@ -1,4 +1,4 @@
-//! The compact vectors of `shared/vectors/esp-security-vectors.json` (fact sheet §10.2), byte for byte.
+//! The compact vectors of `tests/vectors/esp-security-vectors.json` (fact sheet §10.2), byte for byte.
 
 use wifiprov_proto::danger;
 use wifiprov_proto::security::{ClientSecurity, ClientSession, DeviceSession, Sec2Patch};

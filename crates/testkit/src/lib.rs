@@ -41,18 +41,15 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// A simulated-radio scenario for end-to-end tests (`scenarios/fast.toml`): joins and scans take milliseconds.
 pub const FAST_SCENARIO: &str = include_str!("../scenarios/fast.toml");
 
-/// The `shared/` directory beside the repository (override with `WIFIPROV_SHARED_DIR`).
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("WIFIPROV_SHARED_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
+/// The golden vectors, `tests/vectors/` in the repository (their provenance is in its README).
+pub fn vector_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
 }
 
-/// Loads a JSON file below `shared/vectors/`. A missing or unreadable vector fails the test: silently skipping
+/// Loads a JSON file below `tests/vectors/`. A missing or unreadable vector fails the test: silently skipping
 /// would lose the compatibility coverage the vectors exist for.
 pub fn vectors(relative: &str) -> serde_json::Value {
-    let path = shared_dir().join("vectors").join(relative);
+    let path = vector_dir().join(relative);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("golden vector {} is missing or unreadable: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("golden vector {} is not JSON: {e}", path.display()))

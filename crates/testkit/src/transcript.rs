@@ -1,4 +1,4 @@
-//! The esp_prov session transcripts (`shared/vectors/esp_prov-sessions`): their exchanges, and a device that
+//! The esp_prov session transcripts (`tests/vectors/esp_prov-sessions`): their exchanges, and a device that
 //! answers them from the script.
 
 use std::collections::VecDeque;

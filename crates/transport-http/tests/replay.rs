@@ -1,4 +1,4 @@
-//! The esp_prov transcripts in `shared/vectors/esp_prov-sessions`, replayed over a raw TCP connection with
+//! The esp_prov transcripts in `tests/vectors/esp_prov-sessions`, replayed over a raw TCP connection with
 //! esp_prov's exact request lines, headers (in its order, its cookie included) and bodies. The device runs with
 //! the transcript's fixed randomness (session id first, then the handshake secrets), so every response must
 //! match byte for byte.

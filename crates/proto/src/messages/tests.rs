@@ -13,10 +13,10 @@ use super::config::{ConnectedInfo, FailReason, Passphrase, SetConfig, StationSta
 use super::scan::ScanEntry;
 use super::{AuthMode, DecodeError, Status, config, ctrl, scan};
 
-/// Root of the shared test vectors. The transcripts live in `esp_prov-sessions/` below it.
-/// `shared/vectors` beside the repository; the same place testkit reads (unit tests cannot use testkit, whose
-/// copy of this crate would be a different one).
-const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+/// Root of the golden vectors, `tests/vectors` in the repository. The transcripts live in `esp_prov-sessions/`
+/// below it. The same place testkit reads (unit tests cannot use testkit, whose copy of this crate would be a
+/// different one).
+const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors");
 
 fn unhex(text: &str) -> Vec<u8> {
     hex::decode(text).expect("test hex is valid")

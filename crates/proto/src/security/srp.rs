@@ -644,9 +644,8 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    /// Directory of the shared golden vectors. In the real crate:
-    /// `concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors")`.
-    const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+    /// Directory of the golden vectors, `tests/vectors` in the repository.
+    const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors");
 
     fn load(file: &str) -> Value {
         let path = format!("{VECTOR_DIR}/{file}");
