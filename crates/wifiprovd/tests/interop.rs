@@ -149,6 +149,54 @@ fn espressif_client_security_2_patch_0() {
     );
 }
 
+/// A custom endpoint configured the way a device maker would (`[[custom_endpoint]]` in the config file, a program
+/// that reads the decrypted request on stdin and answers on stdout), exchanged with by Espressif's client the way
+/// `esp_prov --custom_data` does (its security object encrypts the string, `custom-data` gets it, the answer is
+/// decrypted). The esp_prov script packaged in esp-rainmaker-cli (`rmaker_local_ctrl/esp_prov.py`) cannot be run
+/// as is over HTTP (it awaits its synchronous HTTP transport and fails at proto-ver), so the harness makes the same
+/// calls. A program that refuses (non-zero exit) fails that request, and the device goes on serving.
+#[test]
+fn espressif_client_custom_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wifiprovd.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[custom_endpoint]]
+name = "custom-data"
+command = ["/bin/sh", "-c", "printf 'got:'; cat"]
+
+[[custom_endpoint]]
+name = "custom-refuses"
+command = ["/bin/sh", "-c", "echo 'no token for you' >&2; exit 3"]
+timeout_ms = 2000
+"#,
+    )
+    .unwrap();
+    let d = daemon(&[
+        "--security",
+        "2",
+        "--sec2-username",
+        "wifiprov",
+        "--sec2-password",
+        "abcd1234",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let client = ["--sec", "2", "--username", "wifiprov", "--password", "abcd1234"];
+    let data = esp(
+        &d,
+        &client,
+        &["custom", "--endpoint", "custom-data", "--data", "hello device", "--expect-response", "got:hello device"],
+        true,
+    );
+    assert_eq!(data["response"], "got:hello device", "{data:#}");
+    let refused = esp(&d, &client, &["custom", "--endpoint", "custom-refuses", "--data", "x"], false);
+    assert_eq!(refused["stage"], "custom", "{refused:#}");
+    // Still serving: a whole provisioning after the refusal.
+    esp(&d, &client, &["provision", "--ssid", "home", "--passphrase", "correct-horse", "--expect", "connected"], true);
+}
+
 /// Espressif's BLE transport (bleak over BlueZ) against `wifiprovd --transport ble`, on BlueZoo (a user-space
 /// mock of BlueZ) on a private D-Bus: a wrong security 2 password from one adapter, then a full provisioning
 /// from another (BlueZoo links a pair of adapters once only). Each run spends its client's fixed 5 s discovery.
