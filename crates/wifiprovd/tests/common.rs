@@ -1,5 +1,30 @@
 //! A daemon in the test process and a client for it.
 
+/// Declares a daemon test that runs twice: on the current-thread runtime and on the multi-threaded one, where
+/// tasks really run in parallel and orderings that a single thread always runs one way can come out the other.
+macro_rules! daemon_test {
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body() $body
+
+            #[tokio::test]
+            async fn current_thread() {
+                body().await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn multi_thread() {
+                body().await
+            }
+        }
+    };
+}
+pub(crate) use daemon_test;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
