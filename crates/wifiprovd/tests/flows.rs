@@ -223,6 +223,49 @@ daemon_test! {
 }
 
 daemon_test! {
+    /// Two clients in lock-step, each in its own session: A sets the right passphrase, B a wrong one, A applies.
+    /// The device joins with A's (ESP's single pending configuration would have joined with B's and told A
+    /// "wrong password"); B's apply while A's attempt runs is refused; B is never told a result of A's.
+    async fn two_clients_in_lock_step_keep_their_credentials_apart() {
+        let daemon = start(sec2(Sec2Patch::Counter), Setup::default()).await;
+        let mut a = daemon.client().await;
+        let mut b = daemon.client().await;
+        a.set_config(b"home", b"correct-horse").await.unwrap();
+        b.set_config(b"home", b"wrong-horse").await.unwrap();
+        a.apply_config().await.unwrap();
+        assert!(
+            matches!(b.apply_config().await, Err(ClientError::Status { status: Status::InternalError, .. })),
+            "one attempt at a time"
+        );
+        let outcome = a.wait_for_connection(poll(), |_| {}).await.unwrap();
+        assert!(matches!(outcome, ProvisionOutcome::Connected(ref info) if info.ssid == b"home"), "{outcome:?}");
+        assert_eq!(wifiprov_backend::WifiBackend::link(&daemon.radio).unwrap().ssid.as_bytes(), b"home");
+        // B holds credentials of its own: it sees the device's station, never a verdict on its passphrase.
+        let report = b.status().await.unwrap();
+        assert!(matches!(report.state, Some(StationState::Connected(_))), "{report:?}");
+    }
+}
+
+daemon_test! {
+    /// The same, with A's passphrase the wrong one: only A is told it failed.
+    async fn a_failure_is_told_only_to_the_client_whose_credentials_failed() {
+        let daemon = start(sec1(), Setup::default()).await;
+        let mut a = daemon.client().await;
+        let mut b = daemon.client().await;
+        a.set_config(b"home", b"wrong-horse").await.unwrap();
+        b.set_config(b"home", b"correct-horse").await.unwrap();
+        a.apply_config().await.unwrap();
+        let outcome = a.wait_for_connection(poll(), |_| {}).await.unwrap();
+        assert_eq!(outcome, ProvisionOutcome::Failed(FailReason::AuthError));
+        assert_eq!(b.status().await.unwrap().state, Some(StationState::Disconnected));
+        // B's own credentials were kept: after a reset it applies them and the device joins.
+        b.reset().await.unwrap();
+        b.apply_config().await.unwrap();
+        assert!(matches!(b.wait_for_connection(poll(), |_| {}).await.unwrap(), ProvisionOutcome::Connected(_)));
+    }
+}
+
+daemon_test! {
     async fn restart_keeps_the_provisioned_network() {
         let daemon = start(sec1(), Setup::default()).await;
         let mut events = daemon.events.resubscribe();
