@@ -15,7 +15,7 @@ use wifiprov_manager::{
 };
 use wifiprov_store::NetworkStore;
 
-use crate::provisioner::{Added, NetworksFailure, ScanView, ServiceRequest};
+use crate::provisioner::{Added, Done, NetworksFailure, ScanView, ServiceRequest};
 use crate::radio::{self, RadioOp, RadioOutcome};
 use crate::writer::{self, ToWrite, Written};
 
@@ -96,8 +96,15 @@ struct Waiting {
     deinit: Vec<Reply<()>>,
 }
 
+/// How long the events announcing a front-end change wait for it to be carried out, at most.
+const FRONTEND_CHANGE_LIMIT: Duration = Duration::from_secs(10);
+
 struct Actor {
     manager: Manager,
+    /// A front-end change asked for and not carried out yet: events wait for it (see [`ServiceRequest`]).
+    changing: Option<std::pin::Pin<Box<tokio::time::Timeout<oneshot::Receiver<()>>>>>,
+    /// Events waiting for `changing`, in order.
+    backlog: std::collections::VecDeque<Event>,
     radio: mpsc::UnboundedSender<RadioOp>,
     to_write: watch::Sender<ToWrite>,
     written: Written,
@@ -132,6 +139,8 @@ pub(crate) fn spawn(
     tokio::spawn(writer::run(store, lists, written_tx));
     let actor = Actor {
         manager: Manager::with_networks(config, networks),
+        changing: None,
+        backlog: std::collections::VecDeque::new(),
         radio,
         to_write,
         written: Written { revision: 0, ok: true },
@@ -180,9 +189,16 @@ impl Actor {
                     Err(broadcast::error::RecvError::Closed) => link_events = broadcast::channel(1).1,
                 },
                 () = sleep => self.manager.handle_timeout(now()),
+                done = async { self.changing.as_mut().expect("guarded").await }, if self.changing.is_some() => {
+                    self.changing = None;
+                    if done.is_err() {
+                        tracing::warn!(limit = ?FRONTEND_CHANGE_LIMIT, "front-ends did not change in time");
+                    }
+                }
             }
         }
-        let _ = self.requests.send(ServiceRequest::Close);
+        let (done, _) = oneshot::channel();
+        let _ = self.requests.send(ServiceRequest::Close(Done(done)));
     }
 
     /// Carries out the manager's actions, publishes its events and state, and answers whoever waited for what
@@ -193,8 +209,11 @@ impl Actor {
         }
         let state = self.manager.state();
         self.state.send_if_modified(|s| std::mem::replace(s, state) != state);
+        self.backlog.extend(std::iter::from_fn(|| self.manager.poll_event()));
         let mut deinit = false;
-        while let Some(event) = self.manager.poll_event() {
+        while self.changing.is_none()
+            && let Some(event) = self.backlog.pop_front()
+        {
             tracing::info!(?event, "provisioning event");
             deinit |= event == Event::Deinit;
             let _ = self.events.send(event);
@@ -228,9 +247,14 @@ impl Actor {
         }
     }
 
-    fn request(&self, request: ServiceRequest) {
-        // Nobody runs front-ends (a test of the manager alone): nothing to open or close.
-        let _ = self.requests.send(request);
+    /// Asks for a front-end change; the events from now on wait until it is carried out. A later change
+    /// supersedes the wait for an earlier one: they are carried out in order.
+    fn request(&mut self, request: fn(Done) -> ServiceRequest) {
+        let (done, carried_out) = oneshot::channel();
+        // Nobody runs front-ends (the manager's task alone, in tests): then nothing waits either, the dropped
+        // request's `Done` closes the channel at once.
+        let _ = self.requests.send(request(Done(done)));
+        self.changing = Some(Box::pin(tokio::time::timeout(FRONTEND_CHANGE_LIMIT, carried_out)));
     }
 
     /// Answers the waiting callers whose condition now holds, and those whose caller gave up.

@@ -20,5 +20,5 @@ mod writer;
 
 // Public interface.
 pub use provisioner::{
-    Added, Listing, NetworksFailure, Provisioner, ScanView, ServiceError, ServiceRequest, WeakProvisioner,
+    Added, Done, Listing, NetworksFailure, Provisioner, ScanView, ServiceError, ServiceRequest, WeakProvisioner,
 };

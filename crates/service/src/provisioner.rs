@@ -33,16 +33,23 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
-/// What the manager's task asks of whoever runs the front-ends (the daemon).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the manager's task asks of whoever runs the front-ends (the daemon). Each carries a [`Done`]: the events
+/// that announce the change ([`Event::End`], [`Event::Start`] after a reopen) are published once it is dropped,
+/// so that, as on ESP, a subscriber hears of the end once the front-ends are down and of a reopen once they are
+/// up.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum ServiceRequest {
     /// Provisioning ended: take every front-end down.
-    Close,
+    Close(Done),
     /// The connection policy reopened provisioning because the device is offline: bring the front-ends up
     /// again, and report [`Provisioner::service_unavailable`] if none can start.
-    Open,
+    Open(Done),
 }
+
+/// Drop it when the [`ServiceRequest`] it came with has been carried out (or could not be).
+#[derive(Debug)]
+pub struct Done(#[allow(dead_code, reason = "dropping the sender is the signal")] pub(crate) oneshot::Sender<()>);
 
 /// A scan as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -123,6 +130,8 @@ pub struct WeakProvisioner {
 
 struct Shared {
     events: broadcast::Sender<Event>,
+    /// Subscribed before the task started, so it holds [`Event::Init`]: handed to the first subscriber.
+    first: std::sync::Mutex<Option<broadcast::Receiver<Event>>>,
     state: watch::Receiver<ProvState>,
     join_wait: Duration,
 }
@@ -165,11 +174,12 @@ impl Provisioner {
         }
         let join_wait = config.policy.attempt_timeout + JOIN_SLACK;
         let (commands, command_rx) = mpsc::channel(QUEUE);
-        let (events, _) = broadcast::channel(64);
+        let (events, first) = broadcast::channel(64);
         let (state_tx, state) = watch::channel(ProvState::Idle);
         let (requests, request_rx) = mpsc::unbounded_channel();
         actor::spawn(config, networks, backend, store, command_rx, events.clone(), state_tx, requests);
-        Ok((Self { commands, shared: Arc::new(Shared { events, state, join_wait }) }, request_rx))
+        let first = std::sync::Mutex::new(Some(first));
+        Ok((Self { commands, shared: Arc::new(Shared { events, first, state, join_wait }) }, request_rx))
     }
 
     /// A handle that does not keep the service alive.
@@ -177,9 +187,11 @@ impl Provisioner {
         WeakProvisioner { commands: self.commands.downgrade(), shared: self.shared.clone() }
     }
 
-    /// Subscribes to manager events. Subscribe before starting to see every event.
+    /// Subscribes to manager events. The first subscriber sees every event from [`Event::Init`] on; later ones
+    /// see those published from then on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.shared.events.subscribe()
+        let first = self.shared.first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        first.unwrap_or_else(|| self.shared.events.subscribe())
     }
 
     /// The service state, as a watch channel.

@@ -82,13 +82,13 @@ impl Supervisor {
     ) {
         loop {
             tokio::select! {
-                // The manager's requests first: it sends them before it publishes the events that announce them,
-                // so whoever reacts to an event (a reopen's `Start`, an `End`) and then asks about the front-ends
-                // is answered after they came up or went down.
+                // The manager's requests first: a front-end change comes before commands sent after it.
                 biased;
+                // Each request's `Done` is dropped once it has been carried out, which releases the events that
+                // announce it.
                 Some(request) = requests.recv() => match request {
-                    ServiceRequest::Close => self.close().await,
-                    ServiceRequest::Open => self.reopen().await,
+                    ServiceRequest::Close(_done) => self.close().await,
+                    ServiceRequest::Open(_done) => self.reopen().await,
                     _ => tracing::warn!(?request, "unhandled service request"),
                 },
                 command = commands.recv() => match command {
@@ -161,8 +161,7 @@ impl Supervisor {
         if self.open.is_some() {
             return Err(ManagerError::InvalidState { state: *self.provisioner.state().borrow() }.into());
         }
-        let dispatcher = self.dispatcher(&served)?;
-        let serve = Serve { dispatcher: dispatcher.clone(), provisioner: self.provisioner.downgrade() };
+        let serve = self.serve(&served)?;
         let mut running = Vec::new();
         for frontend in &served.frontends {
             match frontend.start(&serve).await {
@@ -178,7 +177,7 @@ impl Supervisor {
             return Err(error.into());
         }
         self.fallback = Some(served);
-        self.opened(Open { dispatcher, running });
+        self.opened(Open { dispatcher: serve.dispatcher, running });
         Ok(())
     }
 
@@ -193,15 +192,14 @@ impl Supervisor {
             self.provisioner.service_unavailable().await;
             return;
         };
-        let dispatcher = match self.dispatcher(&served) {
-            Ok(dispatcher) => dispatcher,
+        let serve = match self.serve(&served) {
+            Ok(serve) => serve,
             Err(error) => {
                 tracing::error!(error = %ErrorChain(&error), "cannot reopen provisioning");
                 self.provisioner.service_unavailable().await;
                 return;
             }
         };
-        let serve = Serve { dispatcher: dispatcher.clone(), provisioner: self.provisioner.downgrade() };
         let mut running = Vec::new();
         for frontend in &served.frontends {
             match frontend.start(&serve).await {
@@ -215,7 +213,7 @@ impl Supervisor {
             self.provisioner.service_unavailable().await;
             return;
         }
-        self.opened(Open { dispatcher, running });
+        self.opened(Open { dispatcher: serve.dispatcher, running });
     }
 
     fn opened(&mut self, open: Open) {
@@ -232,15 +230,18 @@ impl Supervisor {
         self.serving.send_replace(false);
     }
 
-    fn dispatcher(&self, served: &Served) -> Result<Arc<Dispatcher>, ServiceError> {
-        Ok(esp::dispatcher(
+    /// What `served`'s front-ends serve this time: a new dispatcher (sessions start afresh) with the endpoints as
+    /// they are now, over the provisioning API.
+    fn serve(&self, served: &Served) -> Result<Serve, ServiceError> {
+        let dispatcher = esp::dispatcher(
             served.security.clone(),
             self.limits,
             &self.provisioner,
             &self.app_info,
             &self.custom,
             self.scan_max_entries,
-        )?)
+        )?;
+        Ok(Serve { dispatcher, provisioner: self.provisioner.downgrade() })
     }
 }
 
