@@ -188,6 +188,62 @@ impl Shared {
     }
 }
 
+/// One of the lockout attempts the daemon must withstand (issue #10), as its tests and its benchmark run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockoutAttempt {
+    /// What it is, for reports.
+    pub name: &'static str,
+    /// The attack.
+    pub attack: Attack,
+}
+
+/// The lockout attempts, bounded in count: 200 slow-drip connections, 32 idle connections, 32 connections sending
+/// blank lines, a loop of cookie-less `proto-ver` requests (on two connections), 16 handshakes abandoned after
+/// `command0` (a security 2 Command0, as an attacker would send it).
+pub fn lockout_attempts(command0: Vec<u8>) -> Vec<LockoutAttempt> {
+    let attempt = |name, attack| LockoutAttempt { name, attack };
+    vec![
+        attempt(
+            "200 slow-drip connections",
+            Attack::SlowDrip { connections: 200, interval: Duration::from_millis(100) },
+        ),
+        attempt("32 idle connections", Attack::Idle { connections: 32 }),
+        attempt(
+            "32 connections sending blank lines",
+            Attack::BlankLines { connections: 32, interval: Duration::from_millis(50) },
+        ),
+        attempt("a loop of cookie-less proto-ver requests", Attack::ProtoVerLoop { connections: 2 }),
+        attempt("16 handshakes abandoned after Command0", Attack::AbandonedHandshakes { connections: 16, command0 }),
+    ]
+}
+
+impl LockoutAttempt {
+    /// Launches the attack and waits until it is in place: as many connections opened as it holds at once (at
+    /// most `slots`, what the daemon serves at once), and for attacks that send whole requests, each answered
+    /// once. `Err` with the counters if that did not happen within `timeout`.
+    pub async fn launch(
+        self,
+        target: SocketAddr,
+        source: IpAddr,
+        slots: usize,
+        timeout: Duration,
+    ) -> Result<RunningAttack, AttackStats> {
+        let (connections, answered) = match &self.attack {
+            Attack::SlowDrip { connections, .. }
+            | Attack::Idle { connections }
+            | Attack::BlankLines { connections, .. } => (*connections, false),
+            Attack::ProtoVerLoop { connections } | Attack::AbandonedHandshakes { connections, .. } => {
+                (*connections, true)
+            }
+        };
+        let running = launch(self.attack, target, source);
+        let wanted = u64::try_from(connections.min(slots)).unwrap_or(u64::MAX);
+        let in_place =
+            running.wait_for(|s| s.connections >= wanted && (!answered || s.answers >= wanted), timeout).await;
+        if in_place { Ok(running) } else { Err(running.stop().await) }
+    }
+}
+
 /// An attack in progress, from [`launch`]. Its tasks run until [`RunningAttack::stop`]; dropping it also ends
 /// them (they see the stop channel close) but does not wait for them.
 #[derive(Debug)]

@@ -10,55 +10,20 @@
 //! `cargo bench -p wifiprovd --bench attacks` prints a table of medians and ratios. Under `cargo test` it runs
 //! one short round of one attack as a smoke test.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wifiprov_backend_sim::SimRadio;
+use common::{client_security, device};
 use wifiprov_client::{Client, HttpClient, PollPolicy, ProvisionOutcome};
 use wifiprov_manager::{AutoStop, ManagerConfig};
-use wifiprov_proto::secret::Password;
-use wifiprov_proto::security::{
-    ClientSecurity, ClientSession, DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier,
-};
-use wifiprov_store::NetworkStore;
+use wifiprov_proto::security::ClientSession;
 use wifiprov_testkit::SeededRandom;
-use wifiprov_testkit::attack::{self, Attack};
+use wifiprov_testkit::attack::{Attack, LockoutAttempt, lockout_attempts};
 use wifiprov_transport_http::HttpConfig;
-use wifiprovd::frontend::{Frontend, HttpFrontend};
-use wifiprovd::service::{ProvisioningService, ServiceConfig};
 
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-
-fn security() -> DeviceSecurity {
-    let creds = generate_salt_verifier(b"wifiprov", &Password::from("abcd1234"), 16, &mut SeededRandom::new(1))
-        .expect("credentials");
-    DeviceSecurity::sec2(
-        Arc::new(Sec2Verifier::new(&creds.salt, &creds.verifier).expect("verifier")),
-        Sec2Patch::Counter,
-    )
-}
-
-fn client_security() -> ClientSecurity {
-    ClientSecurity::sec2("wifiprov", Password::from("abcd1234"), Sec2Patch::Counter)
-}
-
-async fn device(connect_delay: Duration, dir: &std::path::Path) -> (ProvisioningService, SocketAddr) {
-    let manager = ManagerConfig { connect_delay, auto_stop: AutoStop::Disabled, ..ManagerConfig::default() };
-    let radio = SimRadio::from_toml_str(wifiprov_testkit::FAST_SCENARIO).expect("scenario");
-    let service = ProvisioningService::new(
-        ServiceConfig { manager, ..ServiceConfig::default() },
-        Arc::new(radio),
-        NetworkStore::open(dir),
-    )
-    .expect("service");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let http: Vec<Arc<dyn Frontend>> =
-        vec![Arc::new(HttpFrontend::bound(listener, HttpConfig::default()).expect("listener"))];
-    service.start_provisioning(security(), http).await.expect("start");
-    (service, addr)
-}
 
 /// One provisioning round as a phone app does it; how long it took until the client saw Connected.
 async fn round(addr: SocketAddr, seed: u64) -> Duration {
@@ -83,24 +48,14 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-fn attacks() -> Vec<(&'static str, Attack, usize)> {
-    let command0 = ClientSession::new(client_security()).start(&mut SeededRandom::new(77)).expect("command0");
-    vec![
-        ("200 slow-drip connections", Attack::SlowDrip { connections: 200, interval: Duration::from_millis(100) }, 32),
-        ("32 idle connections", Attack::Idle { connections: 32 }, 32),
-        (
-            "32 connections sending blank lines",
-            Attack::BlankLines { connections: 32, interval: Duration::from_millis(50) },
-            32,
-        ),
-        ("loop of cookie-less proto-ver", Attack::ProtoVerLoop { connections: 2 }, 2),
-        ("16 handshakes abandoned after Command0", Attack::AbandonedHandshakes { connections: 16, command0 }, 16),
-    ]
+fn attacks() -> Vec<LockoutAttempt> {
+    lockout_attempts(ClientSession::new(client_security()).start(&mut SeededRandom::new(77)).expect("command0"))
 }
 
-async fn measure(connect_delay: Duration, rounds: usize, attacks: Vec<(&'static str, Attack, usize)>) {
+async fn measure(connect_delay: Duration, rounds: usize, attacks: Vec<LockoutAttempt>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (service, addr) = device(connect_delay, dir.path()).await;
+    let manager = ManagerConfig { connect_delay, auto_stop: AutoStop::Disabled, ..ManagerConfig::default() };
+    let (service, addr) = device(wifiprov_testkit::FAST_SCENARIO, manager, dir.path()).await;
     let mut seed = 1000;
     let mut rounds_of = |addr| {
         seed += 100;
@@ -115,9 +70,10 @@ async fn measure(connect_delay: Duration, rounds: usize, attacks: Vec<(&'static 
     };
     let before = rounds_of(addr).await;
     let mut rows = Vec::new();
-    for (name, attack, connections) in attacks {
-        let running = attack::launch(attack, addr, ATTACKER);
-        assert!(running.wait_connected(connections, Duration::from_secs(20)).await, "{name}: not in place");
+    for attempt in attacks {
+        let name = attempt.name;
+        let slots = HttpConfig::default().max_connections;
+        let running = attempt.launch(addr, ATTACKER, slots, Duration::from_secs(20)).await.expect("attack in place");
         let took = rounds_of(addr).await;
         let stats = running.stop().await;
         rows.push((name, took, stats));
@@ -145,8 +101,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     if !std::env::args().any(|a| a == "--bench") {
         // `cargo test --all-targets`: one short round of one attack, to keep the benchmark working.
-        let smoke =
-            attacks().into_iter().take(1).map(|(n, _, c)| (n, Attack::Idle { connections: 4 }, c.min(4))).collect();
+        let smoke = vec![LockoutAttempt { name: "4 idle connections", attack: Attack::Idle { connections: 4 } }];
         runtime.block_on(measure(Duration::ZERO, 1, smoke));
         return;
     }

@@ -6,22 +6,16 @@
 //! cryptographic floor of any provisioning round. After criterion, the CPU time of the whole process per
 //! round is printed (from /proc/self/stat).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::{client_security, device, security};
 use criterion::{Criterion, criterion_group, criterion_main};
-use wifiprov_backend_sim::SimRadio;
 use wifiprov_client::{Client, HttpClient, PollPolicy, ProvisionOutcome};
 use wifiprov_manager::{AutoStop, ManagerConfig};
-use wifiprov_proto::secret::Password;
-use wifiprov_proto::security::{
-    ClientSecurity, ClientSession, DeviceSecurity, DeviceSession, Sec2Patch, Sec2Verifier, generate_salt_verifier,
-};
-use wifiprov_store::NetworkStore;
+use wifiprov_proto::security::{ClientSession, DeviceSession};
 use wifiprov_testkit::SeededRandom;
-use wifiprov_transport_http::HttpConfig;
-use wifiprovd::frontend::{Frontend, HttpFrontend};
-use wifiprovd::service::{ProvisioningService, ServiceConfig};
 
 const SCENARIO: &str = r#"
 scan_duration_ms = 0
@@ -34,19 +28,6 @@ rssi = -40
 auth = "wpa2-psk"
 passphrase = "bench-passphrase"
 "#;
-
-fn security() -> DeviceSecurity {
-    let creds = generate_salt_verifier(b"wifiprov", &Password::from("abcd1234"), 16, &mut SeededRandom::new(1))
-        .expect("credentials");
-    DeviceSecurity::sec2(
-        Arc::new(Sec2Verifier::new(&creds.salt, &creds.verifier).expect("verifier")),
-        Sec2Patch::Counter,
-    )
-}
-
-fn client_security() -> ClientSecurity {
-    ClientSecurity::sec2("wifiprov", Password::from("abcd1234"), Sec2Patch::Counter)
-}
 
 async fn round(addr: std::net::SocketAddr, rng: &mut SeededRandom) {
     let poll = PollPolicy { initial: Duration::ZERO, max: Duration::from_millis(1), deadline: Duration::from_secs(10) };
@@ -69,23 +50,9 @@ fn cpu_seconds() -> f64 {
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (service, addr) = runtime.block_on(async {
-        let manager =
-            ManagerConfig { connect_delay: Duration::ZERO, auto_stop: AutoStop::Disabled, ..ManagerConfig::default() };
-        let radio = SimRadio::from_toml_str(SCENARIO).expect("scenario");
-        let service = ProvisioningService::new(
-            ServiceConfig { manager, ..ServiceConfig::default() },
-            Arc::new(radio),
-            NetworkStore::open(dir.path()),
-        )
-        .expect("service");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let http: Vec<Arc<dyn Frontend>> =
-            vec![Arc::new(HttpFrontend::bound(listener, HttpConfig::default()).expect("listener"))];
-        service.start_provisioning(security(), http).await.expect("start");
-        (service, addr)
-    });
+    let manager =
+        ManagerConfig { connect_delay: Duration::ZERO, auto_stop: AutoStop::Disabled, ..ManagerConfig::default() };
+    let (service, addr) = runtime.block_on(device(SCENARIO, manager, dir.path()));
 
     let device = security();
     let mut group = c.benchmark_group("provision");

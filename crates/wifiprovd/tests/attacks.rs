@@ -15,7 +15,8 @@ use wifiprov_client::{Client, HttpClient, PollPolicy, ProvisionOutcome};
 use wifiprov_manager::{AutoStop, ManagerConfig};
 use wifiprov_proto::security::{ClientSession, Sec2Patch};
 use wifiprov_testkit::SeededRandom;
-use wifiprov_testkit::attack::{self, Attack};
+use wifiprov_testkit::attack::lockout_attempts;
+use wifiprov_transport_http::HttpConfig;
 
 use crate::common::{Setup, client_security, rand_seed, sec2, start};
 
@@ -60,30 +61,13 @@ async fn a_legitimate_provisioning_keeps_its_deadline_under_each_attack() {
         unloaded = unloaded.max(provision(daemon.addr).await);
     }
     let deadline = unloaded * 2;
-    let attacks = [
-        ("200 slow-drip connections", Attack::SlowDrip { connections: 200, interval: Duration::from_millis(100) }, 32),
-        ("32 idle connections", Attack::Idle { connections: 32 }, 32),
-        (
-            "32 connections sending blank lines",
-            Attack::BlankLines { connections: 32, interval: Duration::from_millis(50) },
-            32,
-        ),
-        ("a loop of cookie-less proto-ver requests", Attack::ProtoVerLoop { connections: 2 }, 2),
-        (
-            "16 handshakes abandoned after Command0",
-            Attack::AbandonedHandshakes { connections: 16, command0: command0() },
-            16,
-        ),
-    ];
     let mut report = vec![format!("unloaded: {unloaded:?}")];
-    for (name, attack, connections) in attacks {
-        let running = attack::launch(attack, daemon.addr, ATTACKER);
-        assert!(running.wait_connected(connections, Duration::from_secs(20)).await, "{name}: attack never in place");
-        if name.contains("proto-ver") || name.contains("Command0") {
-            // In place once the daemon has answered each connection at least once.
-            let answered = running.wait_for(|s| s.answers >= connections as u64, Duration::from_secs(20)).await;
-            assert!(answered, "{name}: the daemon never answered the attacker: {:?}", running.stats());
-        }
+    for attempt in lockout_attempts(command0()) {
+        let name = attempt.name;
+        let running = attempt
+            .launch(daemon.addr, ATTACKER, HttpConfig::default().max_connections, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|stats| panic!("{name}: attack never in place: {stats:?}"));
         let took = tokio::time::timeout(deadline * 5, provision(daemon.addr))
             .await
             .unwrap_or_else(|_| panic!("{name}: locked out ({report:?})"));
