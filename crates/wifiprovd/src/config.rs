@@ -567,6 +567,14 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/wifiprovd.toml");
+        let raw = RawConfig::from_file(&path).unwrap();
+        let config = DaemonConfig::validate(raw, &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.transports, [TransportChoice::Http]);
+    }
+
+    #[test]
     fn custom_endpoints_come_from_the_file_and_flags() {
         let file: RawConfig = toml::from_str(
             "[[custom_endpoint]]\nname = \"custom-data\"\ncommand = [\"/bin/sh\", \"-c\", \"cat\"]\ntimeout_ms = 200\n",
