@@ -9,8 +9,8 @@
 //! usual way, `DBUS_SYSTEM_BUS_ADDRESS` included):
 //!
 //! - [`serve`]: the device. It registers the GATT service and an LE advertisement on an adapter and runs every
-//!   write through a shared [`Device`] (the `Protocomm` instance, a random source, a [`BleConfig`]), one
-//!   protocomm session per BLE link. In short: write a request, read the response back from the same
+//!   write through a [`Device`] (the device's shared dispatcher, `wifiprov_dispatch::Dispatcher`, and a
+//!   [`BleConfig`]), one protocomm session per BLE link. In short: write a request, read the response back from the same
 //!   characteristic; a refused request is an ATT error and ends the link. [`serve`] has the exact rules.
 //! - [`BleClient`]: the client. It finds a device by its advertised name, connects, maps the endpoints, and sends
 //!   requests that way; [`BleError`] names the device and endpoint of every failure.
