@@ -105,3 +105,48 @@ async fn bodies_and_secrets_stay_out_of_the_logs() {
     assert!(logs.contains("WARN: message=request refused; closing without response endpoint=prov-session"), "{logs}");
     assert!(logs.contains("record: session="), "{logs}");
 }
+
+/// A `Write` into a shared buffer, for a formatting subscriber.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every request names its session once, however many requests its connection carried before: the span of a
+/// request is the request's, not the connection's, so nothing accumulates in it.
+#[tokio::test]
+async fn a_log_line_names_its_session_once_however_long_the_connection() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = Server::start(protocomm(sec1(), SessionLimits::default())).await;
+    let mut client = server.client().await;
+    let mut session = handshake(&mut client, sec1_client(), 60).await;
+    for i in 0..50u8 {
+        assert_echo(&mut client, &mut session, &[i]).await;
+    }
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let answered: Vec<&str> = text.lines().filter(|l| l.contains("answered")).collect();
+    assert!(answered.len() >= 50, "{text}");
+    for line in text.lines() {
+        let named = line.matches(" session=").count() + line.matches("{session=").count();
+        assert!(named <= 1, "a line names its session more than once: {line}");
+        assert!(line.len() < 400, "a line grew: {line}");
+    }
+    assert!(answered.last().unwrap().contains(" session="), "{text}");
+}

@@ -248,3 +248,49 @@ fn espressif_client_over_ble() {
     assert!(daemon.wait_for_line(Stream::Stderr, Duration::from_secs(10), closed).is_some(), "link left up\n{log}");
     assert!(!log.contains("abcd1234") && !log.contains("correct-horse"), "{log}");
 }
+
+/// HTTP and BLE served at once by one daemon (no ESP device can do that), sharing one session table: Espressif's
+/// client opens a session over HTTP, provisions over BLE, then asks for reprovisioning over HTTP again.
+#[test]
+fn espressif_client_over_http_and_ble_at_once() {
+    const NAME: &str = "PROV_B0711E";
+    let zoo = Bluezoo::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprovd"));
+    command
+        .args(["--transport", "http,ble", "--listen", "127.0.0.1:0", "--ble-adapter", "hci1", "--service-name", NAME])
+        .args(["--security", "2", "--sec2-username", "wifiprov", "--sec2-password", "abcd1234"])
+        .args(["--no-auto-stop", "--connect-delay-ms", "10"])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--scenario")
+        .arg(&scenario);
+    let daemon = Process::spawn("wifiprovd", command);
+    let up = daemon.wait_for_line(Stream::Stdout, Duration::from_secs(30), |l| l.contains("esp_prov.py"));
+    assert!(up.is_some(), "wifiprovd did not start\n{daemon}{}", zoo.log());
+    let banner = daemon.output(Stream::Stdout);
+    assert!(banner.contains(&format!("advertising over BLE as {NAME}")), "{banner}");
+    let addr = banner.lines().find_map(|l| l.strip_prefix("listening on ")).expect("an HTTP address").to_owned();
+    let credentials = ["--sec", "2", "--username", "wifiprov", "--password", "abcd1234"];
+
+    let run = |transport: &[&str], command: &[&str]| {
+        let mut python = zoo.command(python());
+        python.arg(repo().join("tests/interop/esp_client.py")).args(transport).args(credentials).args(command);
+        let mut client = Process::spawn("esp_client.py", python);
+        client.close_stdin();
+        let status = client.wait(Duration::from_secs(90));
+        let report: Value = serde_json::from_str(&client.output(Stream::Stdout))
+            .unwrap_or_else(|e| panic!("esp_client.py printed no single JSON object ({e})\n{client}{daemon}"));
+        assert_eq!(status.map(|s| s.success()), Some(true), "{report:#}\n{client}{daemon}");
+        report
+    };
+    run(&["--addr", &addr], &["session"]);
+    let ok = run(
+        &["--ble", NAME, "--ble-adapter", "hci0"],
+        &["provision", "--ssid", "home", "--passphrase", "correct-horse"],
+    );
+    assert_eq!(ok["outcome"], "connected", "{ok:#}");
+    run(&["--addr", &addr], &["reprov"]);
+}

@@ -242,7 +242,8 @@ impl Connection {
             Ok(reply) => {
                 let close = !head.keep_alive || self.stopping();
                 let new_session = answer.session.filter(|_| answer.opened);
-                debug!(endpoint, len, reply = reply.len(), new_session = new_session.is_some(), "answered");
+                let session = answer.session.map(|s| s.0);
+                debug!(endpoint, session, len, reply = reply.len(), new_session = new_session.is_some(), "answered");
                 let response = wire::ok_response(&reply, new_session, close);
                 if !self.write(&response).await || close {
                     self.close().await;
