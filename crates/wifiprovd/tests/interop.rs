@@ -197,6 +197,40 @@ timeout_ms = 2000
     esp(&d, &client, &["provision", "--ssid", "home", "--passphrase", "correct-horse", "--expect", "connected"], true);
 }
 
+/// `wifiprovd` with `transports` on BlueZoo, BLE on its adapter `hci1` advertising `name`, security 2 with the
+/// interop credentials; returned once its banner is printed.
+fn daemon_on_zoo(zoo: &Bluezoo, transports: &str, name: &str, dir: &std::path::Path) -> Process {
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprovd"));
+    command
+        .args(["--transport", transports, "--listen", "127.0.0.1:0", "--ble-adapter", "hci1", "--service-name", name])
+        .args(["--security", "2", "--sec2-username", "wifiprov", "--sec2-password", "abcd1234"])
+        .args(["--no-auto-stop", "--connect-delay-ms", "10"])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--scenario")
+        .arg(&scenario)
+        .env("RUST_LOG", "wifiprov_transport_ble=debug,info");
+    let daemon = Process::spawn("wifiprovd", command);
+    let up = daemon.wait_for_line(Stream::Stdout, Duration::from_secs(30), |l| l.contains("esp_prov.py"));
+    assert!(up.is_some(), "wifiprovd did not start\n{daemon}{}", zoo.log());
+    daemon
+}
+
+/// Runs esp_client.py on BlueZoo's bus with `args`; returns its JSON report after checking its exit status.
+fn esp_on_zoo(zoo: &Bluezoo, daemon: &Process, args: &[&str], expect_ok: bool) -> Value {
+    let mut python = zoo.command(python());
+    python.arg(repo().join("tests/interop/esp_client.py")).args(args);
+    let mut client = Process::spawn("esp_client.py", python);
+    client.close_stdin();
+    let status = client.wait(Duration::from_secs(90));
+    let report: Value = serde_json::from_str(&client.output(Stream::Stdout))
+        .unwrap_or_else(|e| panic!("esp_client.py printed no single JSON object ({e})\n{client}{daemon}{}", zoo.log()));
+    assert_eq!(status.map(|s| s.success()), Some(expect_ok), "{report:#}\n{client}{daemon}");
+    report
+}
+
 /// Espressif's BLE transport (bleak over BlueZ) against `wifiprovd --transport ble`, on BlueZoo (a user-space
 /// mock of BlueZ) on a private D-Bus: a wrong security 2 password from one adapter, then a full provisioning
 /// from another (BlueZoo links a pair of adapters once only). Each run spends its client's fixed 5 s discovery.
@@ -205,40 +239,14 @@ fn espressif_client_over_ble() {
     const NAME: &str = "PROV_E5B1E0";
     let zoo = Bluezoo::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprovd"));
-    command
-        .args(["--transport", "ble", "--ble-adapter", "hci1", "--service-name", NAME])
-        .args(["--security", "2", "--sec2-username", "wifiprov", "--sec2-password", "abcd1234"])
-        .args(["--no-auto-stop", "--connect-delay-ms", "10"])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--scenario")
-        .arg(&scenario)
-        .env("RUST_LOG", "wifiprov_transport_ble=debug,info");
-    let daemon = Process::spawn("wifiprovd", command);
-    let up = daemon.wait_for_line(Stream::Stdout, Duration::from_secs(30), |l| l.contains("esp_prov.py"));
-    assert!(up.is_some(), "wifiprovd did not start\n{daemon}{}", zoo.log());
-
-    let esp = |adapter: &str, password: &str, command: &[&str], expect_ok: bool| {
-        let mut python = zoo.command(python());
-        python
-            .arg(repo().join("tests/interop/esp_client.py"))
-            .args(["--ble", NAME, "--ble-adapter", adapter])
-            .args(["--sec", "2", "--username", "wifiprov", "--password", password])
-            .args(command);
-        let mut client = Process::spawn("esp_client.py", python);
-        client.close_stdin();
-        let status = client.wait(Duration::from_secs(90));
-        let report: Value = serde_json::from_str(&client.output(Stream::Stdout)).unwrap_or_else(|e| {
-            panic!("esp_client.py printed no single JSON object ({e})\n{client}{daemon}{}", zoo.log())
-        });
-        assert_eq!(status.map(|s| s.success()), Some(expect_ok), "{report:#}\n{client}{daemon}");
-        report
+    let daemon = daemon_on_zoo(&zoo, "ble", NAME, dir.path());
+    let esp = |adapter: &str, password: &str, command: &[&str]| {
+        let login = ["--sec", "2", "--username", "wifiprov", "--password", password];
+        let args = [&["--ble", NAME, "--ble-adapter", adapter][..], &login, command].concat();
+        esp_on_zoo(&zoo, &daemon, &args, true)
     };
-    esp("hci2", "abcd1235", &["session", "--expect", "fail"], true);
-    let ok = esp("hci0", "abcd1234", &["provision", "--ssid", "home", "--passphrase", "correct-horse"], true);
+    esp("hci2", "abcd1235", &["session", "--expect", "fail"]);
+    let ok = esp("hci0", "abcd1234", &["provision", "--ssid", "home", "--passphrase", "correct-horse"]);
     assert_eq!(ok["outcome"], "connected", "{ok:#}");
     assert_eq!(ok["status"]["connected"]["ip4_addr"], "10.0.0.10", "{ok:#}");
     assert_eq!(ok["sec_patch_ver"], 1, "{ok:#}");
@@ -256,36 +264,13 @@ fn espressif_client_over_http_and_ble_at_once() {
     const NAME: &str = "PROV_B0711E";
     let zoo = Bluezoo::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprovd"));
-    command
-        .args(["--transport", "http,ble", "--listen", "127.0.0.1:0", "--ble-adapter", "hci1", "--service-name", NAME])
-        .args(["--security", "2", "--sec2-username", "wifiprov", "--sec2-password", "abcd1234"])
-        .args(["--no-auto-stop", "--connect-delay-ms", "10"])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--scenario")
-        .arg(&scenario);
-    let daemon = Process::spawn("wifiprovd", command);
-    let up = daemon.wait_for_line(Stream::Stdout, Duration::from_secs(30), |l| l.contains("esp_prov.py"));
-    assert!(up.is_some(), "wifiprovd did not start\n{daemon}{}", zoo.log());
+    let daemon = daemon_on_zoo(&zoo, "http,ble", NAME, dir.path());
     let banner = daemon.output(Stream::Stdout);
     assert!(banner.contains(&format!("advertising over BLE as {NAME}")), "{banner}");
     let addr = banner.lines().find_map(|l| l.strip_prefix("listening on ")).expect("an HTTP address").to_owned();
-    let credentials = ["--sec", "2", "--username", "wifiprov", "--password", "abcd1234"];
-
-    let run = |transport: &[&str], command: &[&str]| {
-        let mut python = zoo.command(python());
-        python.arg(repo().join("tests/interop/esp_client.py")).args(transport).args(credentials).args(command);
-        let mut client = Process::spawn("esp_client.py", python);
-        client.close_stdin();
-        let status = client.wait(Duration::from_secs(90));
-        let report: Value = serde_json::from_str(&client.output(Stream::Stdout))
-            .unwrap_or_else(|e| panic!("esp_client.py printed no single JSON object ({e})\n{client}{daemon}"));
-        assert_eq!(status.map(|s| s.success()), Some(true), "{report:#}\n{client}{daemon}");
-        report
-    };
+    let login = ["--sec", "2", "--username", "wifiprov", "--password", "abcd1234"];
+    let run =
+        |transport: &[&str], command: &[&str]| esp_on_zoo(&zoo, &daemon, &[transport, &login, command].concat(), true);
     run(&["--addr", &addr], &["session"]);
     let ok = run(
         &["--ble", NAME, "--ble-adapter", "hci0"],
