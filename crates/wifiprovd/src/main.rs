@@ -286,11 +286,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
 /// The configured front-ends, in the configured order; HTTP on `listener` when one is bound already.
 fn frontends(
     config: &DaemonConfig,
-    ble: Option<BleFrontend>,
-    listener: Option<tokio::net::TcpListener>,
+    mut ble: Option<BleFrontend>,
+    mut listener: Option<tokio::net::TcpListener>,
 ) -> Vec<Arc<dyn Frontend>> {
-    let mut listener = listener;
-    let mut ble = ble;
     let mut frontends: Vec<Arc<dyn Frontend>> = Vec::new();
     for transport in &config.transports {
         match transport {
