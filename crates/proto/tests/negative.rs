@@ -156,9 +156,73 @@ fn sec2_username_length_limits() {
     d.handle_handshake(&sec2_cmd0(&vec![b'u'; 65535], a), &mut r).unwrap();
 }
 
+/// The first length-delimited field `num` of a protobuf message.
+fn field(message: &[u8], num: u64) -> Option<Vec<u8>> {
+    let mut rest = message;
+    let read_varint = |rest: &mut &[u8]| -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, tail) = rest.split_first()?;
+            *rest = tail;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    };
+    while !rest.is_empty() {
+        let key = read_varint(&mut rest)?;
+        match key & 7 {
+            0 => {
+                read_varint(&mut rest)?;
+            }
+            2 => {
+                let len = usize::try_from(read_varint(&mut rest)?).ok()?;
+                let (value, tail) = rest.split_at_checked(len)?;
+                if key >> 3 == num {
+                    return Some(value.to_vec());
+                }
+                rest = tail;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Espressif's Python clients send A minimal, so 383 bytes once in 256 sessions, and hash it so in M1; an ESP
+/// device refuses those sessions, we complete them.
 #[test]
-fn sec2_client_key_must_be_384_bytes_and_nonzero_mod_n() {
-    for len in [0, 1, 383, 385] {
+fn sec2_a_client_key_sent_short_completes_the_handshake() {
+    use wifiprov_proto::security::srp;
+    let mut r = rng();
+    let (a, a_pub) = loop {
+        let mut a = [0u8; 32];
+        wifiprov_proto::rng::SecureRandom::fill(&mut r, &mut a).unwrap();
+        a[0] |= 0x80;
+        let a_pub = srp::client_public_ephemeral(&a);
+        if a_pub[0] == 0 {
+            break (a, a_pub[1..].to_vec());
+        }
+    };
+    assert_eq!(a_pub.len(), 383);
+    let mut d = DeviceSession::new(&sec2_device(Sec2Patch::Counter));
+    let resp0 = d.handle_handshake(&sec2_cmd0(USERNAME.as_bytes(), &a_pub), &mut r).unwrap();
+    let sr0 = field(&field(&resp0, 12).unwrap(), 21).unwrap();
+    let (b_pub, salt) = (field(&sr0, 2).unwrap(), field(&sr0, 3).unwrap());
+    let x = srp::client_x(USERNAME.as_bytes(), PASSWORD.as_bytes(), &salt);
+    let k = srp::client_session_key(&a, &a_pub, &b_pub, &x).unwrap();
+    let m1 = srp::client_proof(USERNAME.as_bytes(), &salt, &a_pub, &b_pub, &k);
+    let resp1 = d.handle_handshake(&sec2(2, Some((22, bytes_field(1, &m1)))), &mut r).unwrap();
+    let sr1 = field(&field(&resp1, 12).unwrap(), 23).unwrap();
+    assert_eq!(field(&sr1, 2).unwrap(), srp::server_proof(&a_pub, &m1, &k), "the device proves the same key");
+    assert!(d.is_established());
+}
+
+#[test]
+fn sec2_client_key_must_be_1_to_384_bytes_and_nonzero_mod_n() {
+    for len in [0, 385] {
         let mut d = DeviceSession::new(&sec2_device(Sec2Patch::Counter));
         let err = d.handle_handshake(&sec2_cmd0(USERNAME.as_bytes(), &vec![3; len]), &mut rng()).unwrap_err();
         assert!(matches!(err, SecurityError::InvalidLength { field: "client_pubkey", .. }), "{err:?}");

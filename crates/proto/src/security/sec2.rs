@@ -179,8 +179,11 @@ fn handle_cmd0(
     rng: &mut dyn SecureRandom,
 ) -> Result<(DeviceExpectCmd1, Proto), SecurityError> {
     check_username(&cmd0.client_username)?;
-    // The device hashes A exactly as received, so only the full 384-byte form is unambiguous.
-    check_len("client_pubkey", "384", cmd0.client_pubkey.len(), cmd0.client_pubkey.len() == PUBKEY_LEN)?;
+    // ESP's device takes only a 384-byte A, but Espressif's own Python clients (esp_prov, esp-rainmaker-cli) send
+    // A minimal, 383 bytes or fewer once in 256 sessions, and hash it so in M1: an ESP device refuses those
+    // sessions. We take any length up to 384, pad it inside u and hash it as received, as those clients do.
+    let len = cmd0.client_pubkey.len();
+    check_len("client_pubkey", "1..=384", len, (1..=PUBKEY_LEN).contains(&len))?;
     let b = random_array::<SECRET_LEN>(rng)?;
     let device_pub = server.public_ephemeral(&b);
     let key = server.session_key(&cmd0.client_pubkey, &device_pub, &b).map_err(|e| match e {
