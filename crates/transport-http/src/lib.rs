@@ -2,7 +2,7 @@
 //! httpd` and Espressif's SoftAP provisioning apps talk to).
 //!
 //! # Server
-//! [`serve`] takes a bound listener, the device's shared [`Dispatcher`](wifiprov_dispatch::Dispatcher) (the
+//! [`serve`] takes a listener (bound with [`listen`], which gives it a deep queue), the device's shared [`Dispatcher`](wifiprov_dispatch::Dispatcher) (the
 //! protocomm endpoints and sessions, shared with every other transport), an [`HttpConfig`] and a shutdown
 //! future. As on an ESP device:
 //!
@@ -56,4 +56,4 @@ mod wire;
 // Public interface.
 pub use client::{ClientConfig, HttpClient};
 pub use error::TransportError;
-pub use server::{HttpConfig, serve};
+pub use server::{HttpConfig, LISTEN_BACKLOG, listen, serve};

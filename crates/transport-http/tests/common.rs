@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use wifiprov_dispatch::Dispatcher;
@@ -133,7 +133,7 @@ impl Server {
     }
 
     pub(crate) async fn start_with(pc: Protocomm, rng: Box<dyn SecureRandom + Send>, config: HttpConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = wifiprov_transport_http::listen(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = listener.local_addr().unwrap();
         let dispatcher = Arc::new(Dispatcher::new(pc, rng));
         let (stop, stopped) = oneshot::channel::<()>();

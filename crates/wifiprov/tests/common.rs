@@ -107,7 +107,7 @@ impl Daemon {
         if custom {
             service.create_endpoint("custom-data").await.unwrap();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = wifiprov_transport_http::listen(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = listener.local_addr().unwrap();
         let http: Vec<Arc<dyn Frontend>> =
             vec![Arc::new(HttpFrontend::bound(listener, HttpConfig::default()).unwrap())];

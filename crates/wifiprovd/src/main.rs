@@ -230,7 +230,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         service.set_fallback(config.security.clone(), frontends).await;
     } else {
         let listener = if config.transports.contains(&TransportChoice::Http) {
-            let bound = tokio::net::TcpListener::bind(config.listen).await;
+            let bound = wifiprov_transport_http::listen(config.listen);
             Some(bound.with_context(|| format!("cannot listen on {}", config.listen))?)
         } else {
             None

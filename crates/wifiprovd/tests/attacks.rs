@@ -34,17 +34,24 @@ fn poll() -> PollPolicy {
 
 /// One whole provisioning as a phone app does it, on a new connection: version, security 2 handshake, set,
 /// apply, status until connected; then a reprovision so the next round starts afresh. Returns how long it took.
-async fn provision(addr: SocketAddr) -> Duration {
+async fn provision(addr: SocketAddr) -> (Duration, String) {
     let started = Instant::now();
     let mut client = Client::new(HttpClient::connect(addr).await.expect("connect"));
+    let connected = started.elapsed();
     client.version().await.expect("proto-ver");
     let security = client_security(&sec2(Sec2Patch::Counter));
     client.establish(security, &mut SeededRandom::new(rand_seed())).await.expect("handshake");
-    let outcome = client.provision(b"home", b"correct-horse", poll(), |_| {}).await.expect("provision");
+    let established = started.elapsed();
+    let mut polls = Vec::new();
+    let outcome = client
+        .provision(b"home", b"correct-horse", poll(), |r| polls.push((started.elapsed(), format!("{:?}", r.state))))
+        .await
+        .expect("provision");
     assert!(matches!(outcome, ProvisionOutcome::Connected(_)), "{outcome:?}");
     let took = started.elapsed();
+    let timing = format!("connect {connected:?} established {established:?} took {took:?} polls {polls:?}");
     client.reprov().await.expect("reprov");
-    took
+    (took, timing)
 }
 
 /// A security 2 Command0, as an attacker would send to open a session.
@@ -58,7 +65,7 @@ async fn a_legitimate_provisioning_keeps_its_deadline_under_each_attack() {
     // The slowest of three unloaded rounds: the deadline must not hinge on one lucky round.
     let mut unloaded = Duration::ZERO;
     for _ in 0..3 {
-        unloaded = unloaded.max(provision(daemon.addr).await);
+        unloaded = unloaded.max(provision(daemon.addr).await.0);
     }
     let deadline = unloaded * 2;
     let mut report = vec![format!("unloaded: {unloaded:?}")];
@@ -68,11 +75,11 @@ async fn a_legitimate_provisioning_keeps_its_deadline_under_each_attack() {
             .launch(daemon.addr, ATTACKER, HttpConfig::default().max_connections, Duration::from_secs(20))
             .await
             .unwrap_or_else(|stats| panic!("{name}: attack never in place: {stats:?}"));
-        let took = tokio::time::timeout(deadline * 5, provision(daemon.addr))
+        let (took, timing) = tokio::time::timeout(deadline * 5, provision(daemon.addr))
             .await
             .unwrap_or_else(|_| panic!("{name}: locked out ({report:?})"));
         let stats = running.stop().await;
-        report.push(format!("{name}: {took:?} ({stats:?})"));
+        report.push(format!("{name}: {took:?} ({stats:?}) {timing}"));
         assert!(took <= deadline, "{name}: {took:?} is more than twice the unloaded {unloaded:?}\n{report:#?}");
     }
 }

@@ -135,7 +135,7 @@ pub(crate) async fn start(security: DeviceSecurity, setup: Setup) -> Daemon {
         service.create_endpoint(name).await.unwrap();
     }
     let addr = if setup.open {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = wifiprov_transport_http::listen(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = listener.local_addr().unwrap();
         service.start_provisioning(security.clone(), http(listener)).await.unwrap();
         addr

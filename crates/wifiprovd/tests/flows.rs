@@ -338,7 +338,7 @@ daemon_test! {
                     .service
                     .start_provisioning(
                         sec1(),
-                        crate::common::http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+                        crate::common::http(wifiprov_transport_http::listen(([127, 0, 0, 1], 0).into()).unwrap())
                     )
                     .await,
                 Ok(())

@@ -35,7 +35,14 @@ fn python() -> &'static PathBuf {
 struct RunningDaemon {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl RunningDaemon {
+    /// The daemon's log so far, for failure messages.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wifiprovd.log")).unwrap_or_default()
+    }
 }
 
 impl Drop for RunningDaemon {
@@ -57,7 +64,7 @@ fn daemon(args: &[&str]) -> RunningDaemon {
         .arg("--scenario")
         .arg(&scenario)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("wifiprovd.log")).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -70,7 +77,7 @@ fn daemon(args: &[&str]) -> RunningDaemon {
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(20)).expect("wifiprovd did not start");
-    RunningDaemon { child, addr, _dir: dir }
+    RunningDaemon { child, addr, dir }
 }
 
 /// Runs one esp_client.py command; returns its JSON report after checking the exit code.
@@ -84,12 +91,19 @@ fn esp(daemon: &RunningDaemon, security: &[&str], command: &[&str], expect_ok: b
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "esp_client.py printed no JSON ({e}): {}\n{}",
+            "esp_client.py printed no JSON ({e}): {}\n{}\nwifiprovd:\n{}",
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            daemon.log()
         )
     });
-    assert_eq!(out.status.success(), expect_ok, "{command:?} with {security:?}: {report:#}");
+    assert_eq!(
+        out.status.success(),
+        expect_ok,
+        "{command:?} with {security:?}: {report:#}\n{}\nwifiprovd:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log()
+    );
     report
 }
 

@@ -60,6 +60,22 @@ impl Default for HttpConfig {
     }
 }
 
+/// Connections the kernel completes and queues for the server before it accepts them. The usual default (128)
+/// is less than what one attacker in radio range opens in a burst; past it the kernel drops a newcomer's SYN and
+/// the client only retries a second later. The server takes queued connections fast (turning away the noisiest
+/// peer's when it must), so a deep queue costs little.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `address` for [`serve`], with a listen queue of [`LISTEN_BACKLOG`]. Must be called inside a tokio
+/// runtime.
+pub fn listen(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As every server on Linux: a restarted daemon must not wait for the old connections' TIME_WAIT to end.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// What the connection tasks share.
 struct Shared {
     dispatcher: Arc<Dispatcher>,
@@ -68,13 +84,16 @@ struct Shared {
     stop: watch::Receiver<bool>,
 }
 
-/// Serves `dispatcher`'s protocomm endpoints over HTTP on `listener` until `shutdown` completes.
+/// Serves `dispatcher`'s protocomm endpoints over HTTP on `listener` (bind it with [`listen`]) until `shutdown`
+/// completes.
 ///
 /// Connections: at most [`HttpConfig::max_connections`] at once. When all are taken, a new connection makes
 /// room by closing one that is waiting for its client (between requests, or still sending its request head or
 /// body), never one whose request is being handled: one of the peer holding the most connections (the new one
 /// counted), the one whose last request was answered longest ago (or that never completed one). ESP's httpd
-/// likewise closes its least recently used socket. Each such close is logged, rate-limited. A connection also
+/// likewise closes its least recently used socket. Each such close is logged, rate-limited. While as many
+/// connections again are still on their way out (a peer reconnecting as fast as it is closed), a new connection
+/// of the peer holding the most is closed at once instead. A connection also
 /// closes when its client leaves it waiting past [`HttpConfig::idle_timeout`] between requests, or takes longer
 /// than [`HttpConfig::header_timeout`] over a request head; blank lines do not count as progress.
 ///
@@ -118,7 +137,10 @@ async fn run(
                         () = &mut shutdown => break,
                         slot = shared.slots.admit(peer.ip(), &shared.dispatcher) => slot,
                     };
-                    connections.spawn(conn::run(stream, peer, shared.clone(), slot));
+                    // Turned away: dropping the stream closes it.
+                    if let Some(slot) = slot {
+                        connections.spawn(conn::run(stream, peer, shared.clone(), slot));
+                    }
                 }
                 Err(e) => {
                     // Running out of file descriptors and the like: keep serving the connections we have.

@@ -9,7 +9,10 @@
 //! The newcomer is admitted at once, before the connection asked to close has gone: waiting for each one would
 //! make the accept loop as slow as the busiest moment of the runtime, and a burst of attack connections would
 //! then keep a client waiting in the listen backlog. Connections on their way out count against a second
-//! budget of the same size, so at most twice the limit are ever open.
+//! budget of the same size, so at most twice the limit are ever open. When that budget is spent too (a peer
+//! reconnects as fast as its connections are closed), a newcomer of the peer holding the most connections is
+//! turned away at once rather than waited for, so the accept loop gets through that peer's queue in the backlog
+//! to whoever is behind it; a newcomer of any other peer waits for the next connection to go.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,9 +55,10 @@ impl Slots {
         Self { max: max.max(1), table: Arc::default(), changed: Arc::new(Notify::new()) }
     }
 
-    /// A slot for a new connection from `ip`; when all are taken, asks a waiting connection to close and waits
-    /// until a slot is free.
-    pub(super) async fn admit(&self, ip: IpAddr, dispatcher: &Dispatcher) -> Slot {
+    /// A slot for a new connection from `ip`; when all are taken, asks a waiting connection to close, and if too
+    /// many are still on their way out, waits for one to go, or (`None`) turns the newcomer away when its own
+    /// peer holds the most connections.
+    pub(super) async fn admit(&self, ip: IpAddr, dispatcher: &Dispatcher) -> Option<Slot> {
         loop {
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
@@ -64,7 +68,7 @@ impl Slots {
                 let mut table = lock(&self.table);
                 let leaving = table.entries.values().filter(|e| e.reclaimed).count();
                 if table.entries.len() - leaving < self.max {
-                    return self.insert(&mut table, ip);
+                    return Some(self.insert(&mut table, ip));
                 }
                 if leaving < self.max
                     && let Some(victim) = table.victim(ip)
@@ -80,7 +84,11 @@ impl Slots {
                         ?idle,
                         "all connection slots taken; closing a waiting connection to make room"
                     );
-                    return self.insert(&mut table, ip);
+                    return Some(self.insert(&mut table, ip));
+                }
+                if leaving >= self.max && table.noisiest(ip) == Some(ip) {
+                    peer_warn!(dispatcher, newcomer = %ip, "connection slots and their turnover taken; turning away");
+                    return None;
                 }
             }
             changed.await;
@@ -99,6 +107,19 @@ impl Slots {
 }
 
 impl Table {
+    /// The peer holding the most connections, the newcomer's counted (ties go to the newcomer).
+    fn noisiest(&self, newcomer: IpAddr) -> Option<IpAddr> {
+        let mut held: HashMap<IpAddr, usize> = HashMap::new();
+        for entry in self.entries.values() {
+            *held.entry(entry.ip).or_default() += 1;
+        }
+        let own = held.get(&newcomer).copied().unwrap_or_default() + 1;
+        match held.iter().filter(|(ip, _)| **ip != newcomer).map(|(_, n)| *n).max() {
+            Some(other) if other > own => held.into_iter().find(|(_, n)| *n == other).map(|(ip, _)| ip),
+            _ => Some(newcomer),
+        }
+    }
+
     fn victim(&self, newcomer: IpAddr) -> Option<u64> {
         let mut held: HashMap<IpAddr, usize> = HashMap::new();
         for entry in self.entries.values() {
@@ -176,12 +197,12 @@ mod tests {
     async fn the_noisiest_peers_longest_waiting_connection_makes_room() {
         let d = dispatcher();
         let slots = Slots::new(4);
-        let quiet = slots.admit(QUIET, &d).await;
+        let quiet = slots.admit(QUIET, &d).await.unwrap();
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
         let noisy: Vec<Slot> = [0; 3].iter().map(|_| slots.insert(&mut lock(&slots.table), NOISY)).collect();
         // Full. The quiet client is the longest waiting, but the noisy peer holds three slots: its oldest goes,
         // and the newcomer is admitted without waiting for it to leave.
-        let _newcomer = slots.admit(QUIET, &d).await;
+        let _newcomer = slots.admit(QUIET, &d).await.unwrap();
         noisy[0].reclaimed().await;
         assert_eq!(reclaimed(&slots), 1);
         drop(quiet);
@@ -195,22 +216,24 @@ mod tests {
         // Each newcomer asks one more to leave; none has left yet.
         let mut newcomers = Vec::new();
         for _ in 0..2 {
-            newcomers.push(slots.admit(NOISY, &d).await);
+            newcomers.push(slots.admit(NOISY, &d).await.unwrap());
         }
         assert_eq!(reclaimed(&slots), 2);
-        // Twice the limit are open: the next one waits until one has really gone.
-        let admitting = slots.admit(NOISY, &d);
+        // Twice the limit are open. The churning peer's next newcomer is turned away at once; another peer's waits
+        // until a connection has really gone.
+        assert!(slots.admit(NOISY, &d).await.is_none());
+        let admitting = slots.admit(QUIET, &d);
         let mut admitting = std::pin::pin!(admitting);
         assert!(futures_poll(&mut admitting).await.is_none());
         drop(held);
-        let _admitted = admitting.await;
+        assert!(admitting.await.is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_whose_request_is_being_handled_is_never_reclaimed() {
         let d = dispatcher();
         let slots = Slots::new(1);
-        let busy = slots.admit(NOISY, &d).await;
+        let busy = slots.admit(NOISY, &d).await.unwrap();
         busy.busy();
         let admitting = slots.admit(QUIET, &d);
         let mut admitting = std::pin::pin!(admitting);
@@ -218,7 +241,7 @@ mod tests {
         assert_eq!(reclaimed(&slots), 0);
         busy.answered();
         // Answered and waiting again: now it may go, and the newcomer is in.
-        let _newcomer = admitting.await;
+        let _newcomer = admitting.await.unwrap();
         busy.reclaimed().await;
     }
 

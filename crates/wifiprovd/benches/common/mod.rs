@@ -42,7 +42,7 @@ pub(crate) async fn device(
         NetworkStore::open(dir),
     )
     .expect("service");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = wifiprov_transport_http::listen(([127, 0, 0, 1], 0).into()).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let http: Vec<Arc<dyn Frontend>> =
         vec![Arc::new(HttpFrontend::bound(listener, HttpConfig::default()).expect("listener"))];

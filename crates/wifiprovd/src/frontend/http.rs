@@ -20,7 +20,8 @@ pub struct HttpFrontend {
 }
 
 impl HttpFrontend {
-    /// Serves on `listener` first, then on its address at every reopen.
+    /// Serves on `listener` first (bind it with `wifiprov_transport_http::listen`, for its deep queue), then on its
+    /// address at every reopen.
     pub fn bound(listener: TcpListener, config: HttpConfig) -> Result<Self, FrontendError> {
         let address = listener
             .local_addr()
@@ -38,10 +39,8 @@ impl HttpFrontend {
             return Ok(listener);
         }
         // Binding is one quick system call, done here so the front-end is reachable when `start` returns.
-        let listen = |source| FrontendError::Listen { address: self.address, source };
-        let listener = std::net::TcpListener::bind(self.address).map_err(listen)?;
-        listener.set_nonblocking(true).map_err(listen)?;
-        TcpListener::from_std(listener).map_err(listen)
+        wifiprov_transport_http::listen(self.address)
+            .map_err(|source| FrontendError::Listen { address: self.address, source })
     }
 }
 
