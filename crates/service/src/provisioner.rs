@@ -20,6 +20,8 @@ const SCAN_WAIT: Duration = Duration::from_secs(30);
 const WRITE_WAIT: Duration = Duration::from_secs(10);
 /// How long past the manager's own attempt deadline a join request waits, in case the task is stuck.
 const JOIN_SLACK: Duration = Duration::from_secs(5);
+/// What a lifecycle call answers when the manager's task has ended.
+const ENDED: ManagerError = ManagerError::InvalidRequest("service ended");
 /// Commands queued for the manager's task before senders wait.
 const QUEUE: usize = 256;
 
@@ -233,7 +235,7 @@ impl Provisioner {
 
     /// Starts serving (the front-ends are up): `Idle` to `Started`, [`Event::Start`].
     pub async fn start(&self) -> Result<(), ManagerError> {
-        self.ask(Command::Start).await.unwrap_or(Err(ManagerError::InvalidRequest("service ended")))
+        self.ask(Command::Start).await.unwrap_or(Err(ENDED))
     }
 
     /// Asks the service to stop after its cleanup delay (non-blocking, like `wifi_prov_mgr_stop_provisioning`).
@@ -249,9 +251,7 @@ impl Provisioner {
 
     /// Keeps serving after success (needed for reprovisioning); before starting only.
     pub async fn disable_auto_stop(&self, cleanup_delay: Duration) -> Result<(), ManagerError> {
-        self.ask(|reply| Command::DisableAutoStop(cleanup_delay, reply))
-            .await
-            .unwrap_or(Err(ManagerError::InvalidRequest("service ended")))
+        self.ask(|reply| Command::DisableAutoStop(cleanup_delay, reply)).await.unwrap_or(Err(ENDED))
     }
 
     /// Starts the connection policy: tries the saved networks in priority order, and asks for the front-ends
@@ -312,12 +312,12 @@ impl Provisioner {
 
     /// After a failed attempt, accepts new credentials again.
     pub async fn reset(&self) -> Result<(), ManagerError> {
-        self.ask(Command::Reset).await.unwrap_or(Err(ManagerError::InvalidRequest("service ended")))
+        self.ask(Command::Reset).await.unwrap_or(Err(ENDED))
     }
 
     /// Starts over from any serving state; only with auto-stop disabled.
     pub async fn reprovision(&self) -> Result<(), ManagerError> {
-        self.ask(Command::Reprovision).await.unwrap_or(Err(ManagerError::InvalidRequest("service ended")))
+        self.ask(Command::Reprovision).await.unwrap_or(Err(ENDED))
     }
 
     /// Starts a scan for a client choosing a network (a scan under way is not restarted).

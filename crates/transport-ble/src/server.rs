@@ -155,7 +155,6 @@ impl Device {
     fn unlink(&self, peer: Address) {
         let session = self.lock_links().forget(peer);
         if let Some(session) = session {
-            self.dispatcher.detach(session);
             self.dispatcher.close_session(session);
         }
         debug!(%peer, ?session, "link closed");
@@ -175,7 +174,6 @@ impl Device {
         let replaced = self.lock_links().set_session(peer, session);
         self.dispatcher.attach(session);
         if let Some(old) = replaced.filter(|old| *old != session) {
-            self.dispatcher.detach(old);
             self.dispatcher.close_session(old);
         }
     }
