@@ -52,3 +52,17 @@ mod store;
 // Public interface.
 pub use error::{CorruptReason, IoOp, StoreError};
 pub use store::NetworkStore;
+
+/// What a load makes of a file's bytes (its size limit, then the format's checks), and the bytes a save of the
+/// resulting list writes. For the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub fn decode_for_fuzzing(
+    bytes: &[u8],
+) -> Result<(wifiprov_manager::networks::NetworkList, zeroize::Zeroizing<Vec<u8>>), CorruptReason> {
+    if u64::try_from(bytes.len()).map_or(true, |len| len > format::MAX_FILE_LEN) {
+        return Err(CorruptReason::TooLarge { max: format::MAX_FILE_LEN });
+    }
+    let list = format::decode(bytes)?;
+    let encoded = format::encode(&list).map_err(CorruptReason::Syntax)?;
+    Ok((list, encoded))
+}
