@@ -1,11 +1,15 @@
 //! One request through protocomm, from any transport.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tracing::{Instrument as _, debug, error, info_span};
+use tracing::{Instrument as _, debug, error, info_span, warn};
 use wifiprov_proto::ErrorChain;
-use wifiprov_proto::endpoint::{Checkout, HandlerError, Peer, Protocomm, ProtocommError, SessionId, Step};
+use wifiprov_proto::endpoint::{
+    Checkout, HandlerError, Lockout, Peer, ProofOutcome, Protocomm, ProtocommError, SessionId, Step, retry_after_secs,
+};
 use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
 
 use crate::peer_warn;
@@ -13,6 +17,18 @@ use crate::warn::WarnLimiter;
 
 type SharedRandom = Arc<Mutex<Box<dyn SecureRandom + Send>>>;
 type ClosedHook = Box<dyn Fn(SessionId) + Send + Sync>;
+
+/// Where the device's count of failed proofs goes (see [`wifiprov_proto::endpoint::GuessLimit`]): persisted, so
+/// that a restart does not reset it, and reported.
+pub trait ProofLedger: Send + Sync {
+    /// A proof attempt started a wait. The dispatcher has logged it; publish it (an event).
+    fn locked(&self, lockout: Lockout);
+
+    /// The count of failed proofs in a row is now `failures` (0 after a success that forgave earlier failures).
+    /// The client's answer waits for the returned future, so a guesser learns a proof was wrong only once the
+    /// count is on disk, and cutting the power mid-guess gains it nothing.
+    fn record(&self, failures: u32) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+}
 
 /// A request as a transport received it.
 #[derive(Debug)]
@@ -46,6 +62,7 @@ pub struct Dispatcher {
     rng: SharedRandom,
     warnings: WarnLimiter,
     closed: Option<ClosedHook>,
+    ledger: Option<Arc<dyn ProofLedger>>,
 }
 
 /// The random source as a handshake step sees it: locked for each draw only, so the step's arithmetic runs
@@ -67,12 +84,16 @@ struct Held<'a> {
 
 impl Held<'_> {
     /// Gives the session back; `false` when the table refused to keep it (a newly established session with no
-    /// room among the established ones), so the request must be refused too.
-    fn check_in(mut self, checkout: Option<Checkout>) -> bool {
+    /// room among the established ones), so the request must be refused too. A proof's outcome is recorded
+    /// before this returns.
+    async fn check_in(mut self, checkout: Option<Checkout>) -> bool {
         self.session = None;
         let Some(checkout) = checkout else { return true };
         let checked_in = self.dispatcher.lock().check_in(checkout);
         self.dispatcher.notify_closed(&checked_in.closed);
+        if let Some(outcome) = checked_in.proof {
+            self.dispatcher.record_proof(outcome).await;
+        }
         !checked_in.refused
     }
 }
@@ -100,6 +121,41 @@ impl Dispatcher {
             rng: Arc::new(Mutex::new(rng)),
             warnings: WarnLimiter::default(),
             closed: None,
+            ledger: None,
+        }
+    }
+
+    /// Reports lockouts to `ledger` and has it persist the count of failed proofs (see [`ProofLedger`]).
+    #[must_use]
+    pub fn with_proof_ledger(mut self, ledger: Arc<dyn ProofLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// Logs a wait that a proof attempt (or a count restored at start) started, once, and reports it.
+    pub fn report_lockout(&self, lockout: Lockout) {
+        warn!(
+            failures = lockout.failures,
+            wait_secs = retry_after_secs(lockout.wait),
+            "too many wrong proofs of possession or passwords; refusing handshakes for {} s",
+            retry_after_secs(lockout.wait)
+        );
+        if let Some(ledger) = &self.ledger {
+            ledger.locked(lockout);
+        }
+    }
+
+    async fn record_proof(&self, outcome: ProofOutcome) {
+        let failures = match outcome {
+            ProofOutcome::Failed { failures } => failures,
+            ProofOutcome::Succeeded { forgiven: 0 } => return,
+            ProofOutcome::Succeeded { forgiven } => {
+                debug!(forgiven, "a right proof forgave earlier failures");
+                0
+            }
+        };
+        if let Some(ledger) = &self.ledger {
+            ledger.record(failures).await;
         }
     }
 
@@ -182,7 +238,10 @@ impl Dispatcher {
             }
             if let Err(refusal) = &answer.result {
                 let error = ErrorChain(refusal);
-                if refusal.is_peer_fault() {
+                if matches!(refusal, ProtocommError::LockedOut { .. }) {
+                    // The lockout itself was logged once when it began; every refusal during it would be noise.
+                    debug!(%endpoint, %error, "request refused; {reaction}");
+                } else if refusal.is_peer_fault() {
                     peer_warn!(self, %endpoint, %error, "request refused; {reaction}");
                 } else {
                     error!(%endpoint, %error, "cannot serve request; {reaction}");
@@ -206,6 +265,9 @@ impl Dispatcher {
             Ok(begun) => begun,
             Err(e) => return Answer { session: None, opened: false, result: Err(e) },
         };
+        if let Some(lockout) = begun.lockout {
+            self.report_lockout(lockout);
+        }
         let opened = match begun.opened {
             Some(opened) => {
                 self.notify_closed(&opened.closed);
@@ -240,7 +302,7 @@ impl Dispatcher {
                 if checkout.is_none() {
                     drop(held);
                     result
-                } else if held.check_in(checkout) {
+                } else if held.check_in(checkout).await {
                     result
                 } else {
                     Err(ProtocommError::TooManySessions(self.lock().session_count()))
@@ -249,7 +311,7 @@ impl Dispatcher {
             Step::Call(call) => {
                 let held = Held { dispatcher: self, session: call.session() };
                 let (checkout, result) = call.run().await;
-                held.check_in(checkout);
+                held.check_in(checkout).await;
                 result
             }
         };

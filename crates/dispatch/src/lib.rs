@@ -23,7 +23,7 @@ mod dispatcher;
 mod warn;
 
 // Public interface.
-pub use dispatcher::{Answer, Dispatcher, Request};
+pub use dispatcher::{Answer, Dispatcher, ProofLedger, Request};
 pub use warn::WarnLimiter;
 
 #[doc(hidden)]

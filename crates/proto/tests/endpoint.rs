@@ -502,3 +502,95 @@ fn a_floods_handshakes_go_even_while_their_step_runs() {
     let _ = pc.check_in(checkout);
     assert!(!pc.has_session(busy));
 }
+
+/// Runs a handshake of `client` to its end and returns the error it ended with, if any.
+fn try_connect(
+    pc: &mut Protocomm,
+    client: &mut ClientSession,
+    now: Instant,
+    rng: &mut SeededRandom,
+) -> Result<SessionId, ProtocommError> {
+    let mut body = client.start(rng).unwrap();
+    let mut session = None;
+    loop {
+        let (id, response) = request(pc, now, MALLORY, session, names::PROV_SESSION, &body, rng)?;
+        session = id;
+        match client.handle_response(&response, rng) {
+            Ok(Some(next)) => body = next,
+            Ok(None) => return Ok(session.unwrap()),
+            Err(e) => panic!("the device answered but the client refused: {e}"),
+        }
+    }
+}
+
+#[test]
+fn wrong_proofs_lock_the_device_out_for_doubling_waits_and_a_right_one_forgives_them() {
+    for (security, wrong, right) in [
+        (sec1_device("abcd1234"), sec1_client("abcd9999"), sec1_client("abcd1234")),
+        (
+            sec2_device(Sec2Patch::Counter),
+            sec2_client("wrong", Sec2Patch::Counter),
+            sec2_client(PASSWORD, Sec2Patch::Counter),
+        ),
+    ] {
+        let mut rng = SeededRandom::new(7);
+        let mut pc = device(security, 4);
+        let t0 = Instant::now();
+        for n in 1..=5 {
+            let refused = try_connect(&mut pc, &mut ClientSession::new(wrong.clone()), t0, &mut rng).unwrap_err();
+            assert!(matches!(refused, ProtocommError::Security { .. }), "guess {n}: {refused:?}");
+            assert_eq!(pc.failed_proofs(), n);
+        }
+        // The fifth failure started a 1 s wait: even the right client must wait for it, and is told how long.
+        let locked = try_connect(&mut pc, &mut ClientSession::new(right.clone()), t0, &mut rng).unwrap_err();
+        assert!(
+            matches!(locked, ProtocommError::LockedOut { retry_after } if retry_after == Duration::from_secs(1)),
+            "{locked:?}"
+        );
+        assert_eq!(locked.to_string(), "locked for 1 s after repeated wrong proofs of possession or passwords");
+        let t1 = t0 + Duration::from_secs(1);
+        try_connect(&mut pc, &mut ClientSession::new(wrong.clone()), t1, &mut rng).unwrap_err();
+        assert_eq!(pc.locked_for(t1), Some(Duration::from_secs(2)), "the sixth failure doubles the wait");
+        let t2 = t1 + Duration::from_secs(2);
+        try_connect(&mut pc, &mut ClientSession::new(right.clone()), t2, &mut rng).unwrap();
+        assert_eq!(pc.failed_proofs(), 0);
+        assert_eq!(pc.locked_for(t2), None);
+    }
+}
+
+#[test]
+fn a_proof_is_charged_before_it_is_checked_so_parallel_guesses_wait_their_turn() {
+    let mut rng = SeededRandom::new(8);
+    let mut pc = device(sec1_device("abcd1234"), 8);
+    let now = Instant::now();
+    pc.restore_failed_proofs(4, now - Duration::from_secs(3600));
+    // Two sessions of one guesser reach the proof step together: the first proof starts the wait at once, so the
+    // second is refused before its own proof is looked at.
+    let mut first = ClientSession::new(sec1_client("abcd0000"));
+    let mut second = ClientSession::new(sec1_client("abcd0001"));
+    let cmd0 = first.start(&mut rng).unwrap();
+    let (a, r) = request(&mut pc, now, MALLORY, None, names::PROV_SESSION, &cmd0, &mut rng).unwrap();
+    let cmd1_a = first.handle_response(&r, &mut rng).unwrap().unwrap();
+    let cmd0 = second.start(&mut rng).unwrap();
+    let (b, r) = request(&mut pc, now, MALLORY, None, names::PROV_SESSION, &cmd0, &mut rng).unwrap();
+    let cmd1_b = second.handle_response(&r, &mut rng).unwrap().unwrap();
+    let begun = pc.begin(now, MALLORY, a, names::PROV_SESSION, cmd1_a, &mut rng).unwrap();
+    assert_eq!(begun.lockout.map(|l| l.failures), Some(5));
+    let refused = pc.begin(now, MALLORY, b, names::PROV_SESSION, cmd1_b, &mut rng).unwrap_err();
+    assert!(matches!(refused, ProtocommError::LockedOut { .. }), "{refused:?}");
+    // The first proof's session is lost mid-check (its task cancelled): its charge stands.
+    drop(begun);
+    pc.close_session(a.unwrap());
+    assert_eq!(pc.failed_proofs(), 5);
+}
+
+#[test]
+fn no_secret_means_no_guessing_limit() {
+    let mut rng = SeededRandom::new(9);
+    let mut pc = device(danger::sec1_without_pop(), 4);
+    let now = Instant::now();
+    for _ in 0..20 {
+        connect(&mut pc, ALICE, None, ClientSession::new(sec1_client("")), now, &mut rng);
+    }
+    assert_eq!(pc.failed_proofs(), 0);
+}

@@ -8,6 +8,7 @@
 //! BLE: ATT error), which is how ESP devices fail and what ESP clients expect.
 
 mod call;
+mod guard;
 mod sessions;
 
 use std::fmt;
@@ -19,10 +20,12 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 pub use call::{Call, Checkout, HandshakeStep};
+pub use guard::{GuessLimit, Lockout, ProofOutcome};
 pub use sessions::{CheckedIn, Opened, SessionLimits};
 
 use crate::rng::{RandomUnavailable, SecureRandom};
 use crate::security::{DeviceSecurity, DeviceSession, SecurityError, SecurityVersion};
+use guard::Guard;
 use sessions::Sessions;
 
 /// Endpoint names of the provisioning service. Use these instead of repeating the literals.
@@ -138,6 +141,12 @@ pub enum ProtocommError {
     /// A request on the security endpoint, but no security scheme is configured.
     #[error("no security scheme is configured")]
     NoSecurity,
+    /// Too many wrong proofs in a row: new handshakes are refused until the wait is over (see [`GuessLimit`]).
+    #[error("locked for {} s after repeated wrong proofs of possession or passwords", retry_after_secs(*.retry_after))]
+    LockedOut {
+        /// How long the wait still lasts.
+        retry_after: std::time::Duration,
+    },
     /// The security layer refused the handshake message or the encrypted body.
     #[error("{endpoint}: security")]
     Security {
@@ -174,6 +183,11 @@ impl ProtocommError {
     }
 }
 
+/// Whole seconds to wait, rounded up, as a client should be told: "locked for 0 s" would invite a retry that fails.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0))
+}
+
 /// Draws of a fresh session id before giving up (a collision needs the table to hold an id already drawn).
 const SESSION_ID_ATTEMPTS: usize = 8;
 
@@ -200,6 +214,8 @@ pub struct Begun {
     pub opened: Option<Opened>,
     /// What to do next.
     pub step: Step,
+    /// Set when this request is a proof attempt that started a wait (see [`GuessLimit`]): report it once.
+    pub lockout: Option<Lockout>,
 }
 
 enum Endpoint {
@@ -215,12 +231,45 @@ pub struct Protocomm {
     security: Option<DeviceSecurity>,
     version: Vec<u8>,
     sessions: Sessions,
+    guard: Guard,
 }
 
 impl Protocomm {
     /// An instance with no endpoints.
     pub fn new(limits: SessionLimits) -> Self {
-        Self { endpoints: Vec::new(), security: None, version: Vec::new(), sessions: Sessions::new(limits) }
+        Self {
+            endpoints: Vec::new(),
+            security: None,
+            version: Vec::new(),
+            sessions: Sessions::new(limits),
+            guard: Guard::new(GuessLimit::default()),
+        }
+    }
+
+    /// Replaces the online-guessing limit; the count of failed proofs and a wait under way stay.
+    pub fn set_guess_limit(&mut self, limit: GuessLimit) {
+        self.guard.set_limit(limit);
+    }
+
+    /// The online-guessing limit.
+    pub fn guess_limit(&self) -> GuessLimit {
+        self.guard.limit()
+    }
+
+    /// Takes the count of failed proofs persisted before a restart. A count past the free failures waits again
+    /// from `now` (returned, to be reported): restarting the device never shortens a wait.
+    pub fn restore_failed_proofs(&mut self, failures: u32, now: Instant) -> Option<Lockout> {
+        self.guard.restore(failures, now)
+    }
+
+    /// Failed proofs in a row so far (including proofs being checked right now).
+    pub fn failed_proofs(&self) -> u32 {
+        self.guard.charged()
+    }
+
+    /// How long new handshakes are still refused after repeated wrong proofs, if they are.
+    pub fn locked_for(&self, now: Instant) -> Option<std::time::Duration> {
+        self.guard.locked_for(now)
     }
 
     /// The session table's limits.
@@ -374,8 +423,14 @@ impl Protocomm {
         };
         let claimed = claim.filter(|id| self.sessions.contains(*id));
         match kind {
-            Endpoint::Version => Ok(Begun { session: claimed, opened: None, step: Step::Reply(self.version.clone()) }),
+            Endpoint::Version => {
+                Ok(Begun { session: claimed, opened: None, step: Step::Reply(self.version.clone()), lockout: None })
+            }
             Endpoint::Security => {
+                let guarded = self.security.as_ref().is_some_and(DeviceSecurity::has_secret);
+                if guarded && let Some(retry_after) = self.guard.locked_for(now) {
+                    return Err(ProtocommError::LockedOut { retry_after });
+                }
                 let (id, opened) = match claimed {
                     Some(id) => (id, None),
                     None => {
@@ -383,9 +438,16 @@ impl Protocomm {
                         (id, Some(self.open_session(id, peer, now)?))
                     }
                 };
-                let checkout = self.check_out(id, now)?;
+                let mut checkout = self.check_out(id, now)?;
+                // Charged before it is checked (see the guard module): any message to a session that waits for
+                // the proof counts, so a client cannot dodge the count by restarting the handshake there.
+                let mut lockout = None;
+                if guarded && checkout.session.awaits_proof() {
+                    checkout.proving = true;
+                    lockout = self.guard.charge(now);
+                }
                 let step = Step::Handshake(HandshakeStep { endpoint: endpoint.to_owned(), checkout, request: body });
-                Ok(Begun { session: Some(id), opened, step })
+                Ok(Begun { session: Some(id), opened, step, lockout })
             }
             Endpoint::Ordinary(handler) => {
                 let handler = handler.clone().ok_or_else(|| ProtocommError::NotRegistered(endpoint.to_owned()))?;
@@ -399,7 +461,7 @@ impl Protocomm {
                 };
                 let session = checkout.as_ref().map(Checkout::id);
                 let call = Call { endpoint: endpoint.to_owned(), checkout, handler, body };
-                Ok(Begun { session, opened: None, step: Step::Call(call) })
+                Ok(Begun { session, opened: None, step: Step::Call(call), lockout: None })
             }
         }
     }
@@ -408,15 +470,17 @@ impl Protocomm {
         let entry = self.sessions.get_mut(id).ok_or(ProtocommError::UnknownSession(id))?;
         let session = entry.session.take().ok_or(ProtocommError::SessionBusy(id))?;
         entry.last_used = now;
-        Ok(Checkout { id, session })
+        Ok(Checkout { id, session, proving: false })
     }
 
     /// Puts a checked-out session back, unless it was closed or reopened meanwhile (then the new one stays and
     /// this one is dropped). A session whose handshake has just completed takes a place among the established
     /// sessions, which may close the idlest one whose client left, or refuse this one (see [`SessionLimits`]).
+    /// A proof attempt's outcome is settled here, whether or not its session is still open.
     pub fn check_in(&mut self, checkout: Checkout) -> CheckedIn {
-        let Checkout { id, session } = checkout;
-        self.sessions.check_in(id, session)
+        let Checkout { id, session, proving } = checkout;
+        let proof = proving.then(|| if session.is_established() { self.guard.refund() } else { self.guard.failed() });
+        CheckedIn { proof, ..self.sessions.check_in(id, session) }
     }
 
     /// Runs a whole request, [`Protocomm::begin`] to [`Protocomm::check_in`], holding `&mut self` throughout:

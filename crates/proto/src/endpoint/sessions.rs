@@ -70,6 +70,9 @@ pub struct CheckedIn {
     /// The session just established could not be kept (every established session still has a connection); it
     /// is closed too, and its request must be refused.
     pub refused: bool,
+    /// Set when the request was a proof attempt: what it came to (persist the count; see
+    /// [`super::GuessLimit`]).
+    pub proof: Option<super::ProofOutcome>,
 }
 
 pub(super) struct Entry {

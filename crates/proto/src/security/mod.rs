@@ -124,6 +124,16 @@ impl DeviceSecurity {
     pub fn advertises_no_pop(&self) -> bool {
         matches!(self.0, DeviceScheme::Sec1 { pop: None })
     }
+
+    /// Whether clients must prove a secret (a non-empty PoP, a security 2 password), so that guessing it must be
+    /// limited.
+    pub fn has_secret(&self) -> bool {
+        match &self.0 {
+            DeviceScheme::Sec0 => false,
+            DeviceScheme::Sec1 { pop } => pop.as_ref().is_some_and(|pop| !pop.is_empty()),
+            DeviceScheme::Sec2 { .. } => true,
+        }
+    }
 }
 
 impl fmt::Debug for DeviceSecurity {
@@ -184,6 +194,16 @@ impl DeviceSession {
                 *self = Self::new(&self.security);
                 Err(e)
             }
+        }
+    }
+
+    /// Whether the next handshake message may carry the client's proof (security 1 `Session_Command1`,
+    /// security 2 `SessionCmd1`): the session has answered the first message and waits for the second.
+    pub fn awaits_proof(&self) -> bool {
+        match &self.state {
+            DeviceState::Sec0(_) => false,
+            DeviceState::Sec1(s) => s.awaits_proof(),
+            DeviceState::Sec2(s) => s.awaits_proof(),
         }
     }
 

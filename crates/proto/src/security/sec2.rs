@@ -154,6 +154,10 @@ impl DeviceState {
         }
     }
 
+    pub(crate) fn awaits_proof(&self) -> bool {
+        matches!(self, Self::ExpectCmd1(_))
+    }
+
     pub(crate) fn is_established(&self) -> bool {
         matches!(self, Self::Established(_))
     }
