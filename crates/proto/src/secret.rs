@@ -10,8 +10,15 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 macro_rules! secret_bytes {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+        #[derive(Clone, Zeroize, ZeroizeOnDrop, Eq)]
         pub struct $name(Vec<u8>);
+
+        /// Constant-time in the bytes (a length difference shows), so comparing never leaks how much matched.
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                subtle::ConstantTimeEq::ct_eq(self.0.as_slice(), other.0.as_slice()).into()
+            }
+        }
 
         impl $name {
             /// Wraps the raw bytes; the caller's copy should be dropped (or zeroized) afterwards.

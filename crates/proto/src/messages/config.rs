@@ -43,13 +43,19 @@ pub struct SetConfig {
 
 /// A Wi-Fi passphrase: raw bytes that are overwritten with zeros when dropped and never printed.
 ///
-/// `Debug` shows `<redacted>`. Equality is an ordinary byte comparison, not a constant-time one.
+/// `Debug` shows `<redacted>`. Equality is constant-time in the bytes (a length difference shows).
 ///
 /// Zeroisation covers this value and the temporary protobuf structs this module builds or parses. It cannot
 /// cover the caller's buffers: the bytes returned by [`Request::encode`] and the bytes given to
 /// [`Request::decode`] contain the passphrase in clear, and are the caller's to wipe.
-#[derive(Clone, PartialEq, Eq, Default, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Eq, Default, Zeroize, ZeroizeOnDrop)]
 pub struct Passphrase(Vec<u8>);
+
+impl PartialEq for Passphrase {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_slice(), other.0.as_slice()).into()
+    }
+}
 
 impl Passphrase {
     /// Wraps the given bytes.
