@@ -251,7 +251,7 @@ async fn exchange(
             Err(ReadError::Io(e)) => return Err(io_error(e)),
         };
         first = false;
-        let head = wire::parse_response(&head).map_err(|e| malformed(e.0))?;
+        let head = wire::parse_response(&head).map_err(|e| malformed(e.what()))?;
         match head.status {
             101 => return Err(malformed("protocol switch")),
             100..=199 => continue,

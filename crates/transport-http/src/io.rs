@@ -44,7 +44,7 @@ impl<S: AsyncRead + Unpin> Buffered<S> {
 
     /// Drops blank lines (`\r\n`) at the start of the buffer; clients may send them between requests.
     pub(crate) fn skip_blank_lines(&mut self) {
-        let blank = self.buf.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
+        let blank = wire::leading_blank_lines(&self.buf);
         self.buf.drain(..blank);
     }
 

@@ -9,6 +9,9 @@
 //! - Each endpoint is `POST /<name>`, the name being the raw request target after `/` (with a query string it
 //!   does not match). Unknown target: `404 Not Found` with the body `Nothing matches the given URI`; known target
 //!   with another method: `405 Method Not Allowed`; the connection is closed after either.
+//! - A request head must end its lines with CRLF and hold at most 32 header fields: one with a bare LF or CR gets
+//!   `400 Bad Request` (as soon as its blank line arrives, whichever line ending that uses), one with more fields
+//!   `431 Request Header Fields Too Large`, as does one longer than [`HttpConfig::max_head`].
 //! - The body is the raw protocomm message. `Content-Length` must be 1..=4096; a missing, zero or larger length
 //!   or a chunked body is refused by closing the connection without any response.
 //! - Success is `200 OK` with `Content-Type: text/html` and the response body; the first response of a new
@@ -44,7 +47,8 @@
 //! HTTP library: the device must be able to close a connection without emitting any byte, compare the cookie
 //! header byte for byte, see the raw request target, and refuse chunked or unsized bodies before reading them,
 //! and the client must never open a second connection and must tell "closed before any response" apart from
-//! other failures.
+//! other failures. Only the syntax of message heads is left to a library, `httparse` (the parser under hyper),
+//! with protocomm's rules applied to what it returns; framing, connections and answers are this crate's.
 #![forbid(unsafe_code)]
 
 mod client;

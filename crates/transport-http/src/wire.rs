@@ -1,6 +1,11 @@
 //! The small part of HTTP/1.1 that protocomm uses, as pure functions: parsing request and response heads, and
 //! writing the few responses a device sends. No I/O here; see [`crate::io`] for the buffered reads.
 //!
+//! The syntax of a head (start line, field names and values, line endings) is checked by `httparse`, the parser
+//! under hyper; this module adds protocomm's rules on top of it: CRLF line endings only, a bounded number of header
+//! fields, an ASCII request target, the body framing ([`BodyLength`]), ESP's keep-alive rule and the raw `Cookie`
+//! value ESP compares byte for byte.
+//!
 //! Only what ESP devices and ESP clients exchange is supported: requests are `METHOD /target HTTP/1.x` with a
 //! fixed-length body; responses carry a `Content-Length`, or (from servers other than ours) a chunked or
 //! close-delimited body.
@@ -9,8 +14,9 @@ use std::fmt::Write as _;
 
 use wifiprov_proto::endpoint::SessionId;
 
-/// The blank line that ends a message head.
-const HEAD_END: &[u8] = b"\r\n\r\n";
+/// Most header fields accepted in one head. esp_prov sends six and ESP devices answer with three or four;
+/// `httparse` fills a fixed array, and 32 leaves room for any real peer while bounding the work per head.
+pub(crate) const MAX_HEADERS: usize = 32;
 
 /// Body of the `404 Not Found` response, as ESP devices send it.
 pub(crate) const NOT_FOUND_BODY: &str = "Nothing matches the given URI";
@@ -19,8 +25,22 @@ pub(crate) const NOT_FOUND_BODY: &str = "Nothing matches the given URI";
 const METHOD_NOT_ALLOWED_BODY: &str = "Only POST is accepted on this URI";
 
 /// Length of the head at the start of `buf`, blank line included, once it is complete.
+///
+/// A head ends at the first line feed followed by an empty line: `\r\n\r\n` from every real peer, but also
+/// `\n\n` (or `\n\r\n`) from a peer using bare LF line endings. Those heads are refused (see
+/// [`parse_request`]), and recognising their end here is what gets them that answer at once instead of after the
+/// header timeout, waiting for a CRLFCRLF that never comes.
 pub(crate) fn head_len(buf: &[u8]) -> Option<usize> {
-    buf.windows(HEAD_END.len()).position(|w| w == HEAD_END).map(|p| p + HEAD_END.len())
+    buf.iter().enumerate().find_map(|(i, &b)| match (b, buf.get(i + 1..)) {
+        (b'\n', Some([b'\n', ..])) => Some(i + 2),
+        (b'\n', Some([b'\r', b'\n', ..])) => Some(i + 3),
+        _ => None,
+    })
+}
+
+/// Length of the blank lines (CRLF) at the start of `buf`, which a client may send before a request.
+pub(crate) fn leading_blank_lines(buf: &[u8]) -> usize {
+    buf.chunks(2).take_while(|c| *c == b"\r\n").count() * 2
 }
 
 /// HTTP version of a message.
@@ -70,6 +90,7 @@ pub(crate) struct RequestHead {
 #[derive(Debug)]
 pub(crate) struct ResponseHead {
     pub(crate) status: u16,
+    /// The reason phrase; empty if the server sent none, or one with non-ASCII bytes.
     pub(crate) reason: String,
     pub(crate) body: BodyLength,
     /// The `name=value` part of the first `Set-Cookie` header.
@@ -78,10 +99,50 @@ pub(crate) struct ResponseHead {
     pub(crate) keep_alive: bool,
 }
 
-/// Why a head could not be parsed.
+/// Why a head was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("malformed {0}")]
-pub(crate) struct Malformed(pub(crate) &'static str);
+pub(crate) enum HeadError {
+    /// The head breaks the HTTP/1.1 syntax, or one of the rules protocomm adds to it; names the part.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+    /// More than [`MAX_HEADERS`] header fields.
+    #[error("too many header fields")]
+    TooManyHeaders,
+}
+
+impl HeadError {
+    /// What the device answers to a request head refused for this reason: `431` when it holds too many fields
+    /// (RFC 6585 §5 covers their number as well as their size), `400` otherwise.
+    pub(crate) fn status(self) -> ErrorStatus {
+        match self {
+            Self::Malformed(_) => ErrorStatus::BadRequest,
+            Self::TooManyHeaders => ErrorStatus::HeaderTooLarge,
+        }
+    }
+
+    /// A short description of the fault, as the client reports it for a response.
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            Self::Malformed(what) => what,
+            Self::TooManyHeaders => "too many header fields",
+        }
+    }
+}
+
+impl From<httparse::Error> for HeadError {
+    fn from(e: httparse::Error) -> Self {
+        match e {
+            httparse::Error::HeaderName => Self::Malformed("header name"),
+            httparse::Error::HeaderValue => Self::Malformed("header value"),
+            httparse::Error::NewLine => Self::Malformed("line ending"),
+            httparse::Error::Status => Self::Malformed("status line"),
+            // A method or request target that is not a token, or an empty one (a doubled space).
+            httparse::Error::Token => Self::Malformed("request line"),
+            httparse::Error::TooManyHeaders => Self::TooManyHeaders,
+            httparse::Error::Version => Self::Malformed("http version"),
+        }
+    }
+}
 
 /// Header fields common to requests and responses.
 struct Fields {
@@ -92,41 +153,46 @@ struct Fields {
     keep_alive: bool,
 }
 
-/// Splits a head (with or without its final blank line) into lines, refusing bare CR or LF.
-fn lines(head: &[u8]) -> Result<Vec<&[u8]>, Malformed> {
-    let head = head.strip_suffix(HEAD_END).unwrap_or(head);
-    let mut out = Vec::new();
-    let mut rest = head;
-    loop {
-        match rest.windows(2).position(|w| w == b"\r\n") {
-            Some(p) => {
-                let (line, tail) = rest.split_at(p);
-                out.push(line);
-                rest = tail.get(2..).unwrap_or_default();
-            }
-            None => {
-                out.push(rest);
-                break;
-            }
-        }
+/// Refuses any line ending but CRLF: a bare LF, or a CR not followed by LF, anywhere in the head.
+///
+/// RFC 9112 §2.2 lets a recipient accept a bare LF as a line ending (it is a "MAY"), and `httparse` does. The
+/// device does not: every client that provisions ESP devices (esp_prov through Python's `http.client`, Espressif's
+/// Android and iOS apps through their platforms' HTTP stacks, curl) writes CRLF, so refusing costs no real client;
+/// a head that mixes line endings is what header-injection and request-smuggling attempts look like; and one rule
+/// for every line (the one this module always had) is simpler to reason about than httparse's leniency plus
+/// exceptions for bare CR. The client holds devices to the same rule. Such a head is answered with `400` as soon as
+/// it ends (see [`head_len`]), never left waiting for the header timeout.
+fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
+    let bare = head.iter().enumerate().any(|(i, &b)| match b {
+        b'\n' => i.checked_sub(1).and_then(|p| head.get(p)) != Some(&b'\r'),
+        b'\r' => head.get(i + 1) != Some(&b'\n'),
+        _ => false,
+    });
+    if bare { Err(HeadError::Malformed("line ending")) } else { Ok(()) }
+}
+
+/// The length `httparse` found for a head that must be complete and nothing more.
+fn complete_head(status: httparse::Result<usize>, head: &[u8]) -> Result<(), HeadError> {
+    match status? {
+        httparse::Status::Complete(len) if len == head.len() => Ok(()),
+        httparse::Status::Complete(_) => Err(HeadError::Malformed("data after the head")),
+        httparse::Status::Partial => Err(HeadError::Malformed("incomplete head")),
     }
-    if out.iter().any(|l| l.contains(&b'\r') || l.contains(&b'\n')) {
-        return Err(Malformed("line ending"));
+}
+
+fn parse_version(minor: Option<u8>) -> Result<Version, HeadError> {
+    match minor {
+        Some(1) => Ok(Version::Http11),
+        Some(0) => Ok(Version::Http10),
+        _ => Err(HeadError::Malformed("http version")),
     }
-    Ok(out)
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().copied().all(is_tchar)
-}
-
-/// A field value may hold visible characters, spaces, tabs and obs-text, but no other control character.
-fn is_field_value(s: &[u8]) -> bool {
-    s.iter().all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f)
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// Strips optional whitespace (spaces and tabs) at both ends.
@@ -140,22 +206,9 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-fn parse_version(s: &[u8]) -> Result<Version, Malformed> {
-    match s {
-        b"HTTP/1.1" => Ok(Version::Http11),
-        b"HTTP/1.0" => Ok(Version::Http10),
-        _ => Err(Malformed("http version")),
-    }
-}
-
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-}
-
-fn parse_fields(lines: &[&[u8]]) -> Result<Fields, Malformed> {
+/// Reads the fields protocomm acts on. `httparse` has checked names and values and trimmed the whitespace around
+/// each value.
+fn parse_fields(headers: &[httparse::Header<'_>]) -> Fields {
     let mut length: Option<Result<u64, ()>> = None;
     let mut coding: Option<bool> = None;
     let mut fields = Fields {
@@ -165,50 +218,33 @@ fn parse_fields(lines: &[&[u8]]) -> Result<Fields, Malformed> {
         close: false,
         keep_alive: false,
     };
-    for line in lines {
-        if let [b' ' | b'\t', ..] = line {
-            return Err(Malformed("folded header line"));
-        }
-        let colon = line.iter().position(|&b| b == b':').ok_or(Malformed("header line"))?;
-        let (name, value) = line.split_at(colon);
-        let value = trim_ows(value.get(1..).unwrap_or_default());
-        if !is_token(name) {
-            return Err(Malformed("header name"));
-        }
-        if !is_field_value(value) {
-            return Err(Malformed("header value"));
-        }
-        let name = name.to_ascii_lowercase();
-        match name.as_slice() {
-            b"content-length" => {
-                let parsed = parse_decimal(value).ok_or(());
-                length = match (length, parsed) {
-                    (None, parsed) => Some(parsed),
-                    (Some(Ok(a)), Ok(b)) if a == b => Some(Ok(a)),
-                    _ => Some(Err(())),
-                };
-            }
-            b"transfer-encoding" => {
-                let last = value.rsplit(|&b| b == b',').next().map(trim_ows).unwrap_or_default();
-                coding = Some(last.eq_ignore_ascii_case(b"chunked"));
-            }
-            b"cookie" => {
-                fields.cookie = match fields.cookie {
-                    CookieHeader::Absent => CookieHeader::One(value.to_vec()),
-                    _ => CookieHeader::Several,
-                };
-            }
-            b"set-cookie" if fields.set_cookie.is_none() => {
+    for header in headers {
+        let (name, value) = (header.name, header.value);
+        if name.eq_ignore_ascii_case("content-length") {
+            let parsed = parse_decimal(value).ok_or(());
+            length = match (length, parsed) {
+                (None, parsed) => Some(parsed),
+                (Some(Ok(a)), Ok(b)) if a == b => Some(Ok(a)),
+                _ => Some(Err(())),
+            };
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = value.rsplit(|&b| b == b',').next().map(trim_ows).unwrap_or_default();
+            coding = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case("cookie") {
+            fields.cookie = match fields.cookie {
+                CookieHeader::Absent => CookieHeader::One(value.to_vec()),
+                CookieHeader::One(_) | CookieHeader::Several => CookieHeader::Several,
+            };
+        } else if name.eq_ignore_ascii_case("set-cookie") {
+            if fields.set_cookie.is_none() {
                 let pair = value.split(|&b| b == b';').next().map(trim_ows).unwrap_or_default();
                 fields.set_cookie = std::str::from_utf8(pair).ok().filter(|p| !p.is_empty()).map(str::to_owned);
             }
-            b"connection" => {
-                for option in value.split(|&b| b == b',').map(trim_ows) {
-                    fields.close |= option.eq_ignore_ascii_case(b"close");
-                    fields.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
-                }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for option in value.split(|&b| b == b',').map(trim_ows) {
+                fields.close |= option.eq_ignore_ascii_case(b"close");
+                fields.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
             }
-            _ => {}
         }
     }
     fields.body = match (coding, length) {
@@ -218,7 +254,7 @@ fn parse_fields(lines: &[&[u8]]) -> Result<Fields, Malformed> {
         (None, Some(Err(()))) => BodyLength::Invalid,
         (None, None) => BodyLength::Absent,
     };
-    Ok(fields)
+    fields
 }
 
 fn keep_alive(version: Version, fields: &Fields) -> bool {
@@ -228,54 +264,44 @@ fn keep_alive(version: Version, fields: &Fields) -> bool {
     }
 }
 
-/// Parses a request head. Blank lines before the request line are skipped, as RFC 9112 allows.
-pub(crate) fn parse_request(head: &[u8]) -> Result<RequestHead, Malformed> {
-    let lines = lines(head)?;
-    let mut lines = lines.iter().copied().skip_while(|l| l.is_empty());
-    let request_line = lines.next().ok_or(Malformed("request line"))?;
-    let mut parts = request_line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Malformed("request line"));
+/// Parses a request head: exactly the bytes up to and including its blank line, as [`head_len`] delimits it.
+/// Blank lines before the request line are skipped, as RFC 9112 allows.
+pub(crate) fn parse_request(head: &[u8]) -> Result<RequestHead, HeadError> {
+    check_line_endings(head)?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    complete_head(request.parse(head), head)?;
+    let version = parse_version(request.version)?;
+    let (Some(method), Some(target)) = (request.method, request.path) else {
+        return Err(HeadError::Malformed("request line"));
     };
-    if !is_token(method) {
-        return Err(Malformed("method"));
+    // httparse also lets UTF-8 through; ESP's targets, and the endpoint names they carry, are ASCII.
+    if target.is_empty() || !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(HeadError::Malformed("request target"));
     }
-    if target.is_empty() || !target.iter().all(|&b| b.is_ascii_graphic()) {
-        return Err(Malformed("request target"));
-    }
-    let version = parse_version(version)?;
-    let rest: Vec<&[u8]> = lines.collect();
-    let fields = parse_fields(&rest)?;
+    let fields = parse_fields(request.headers);
     Ok(RequestHead {
-        // Both were checked to be ASCII above.
-        method: String::from_utf8_lossy(method).into_owned(),
-        target: String::from_utf8_lossy(target).into_owned(),
+        method: method.to_owned(),
+        target: target.to_owned(),
         body: fields.body,
         keep_alive: keep_alive(version, &fields),
         cookie: fields.cookie,
     })
 }
 
-/// Parses a response head.
-pub(crate) fn parse_response(head: &[u8]) -> Result<ResponseHead, Malformed> {
-    let lines = lines(head)?;
-    let (status_line, rest) = lines.split_first().ok_or(Malformed("status line"))?;
-    let mut parts = status_line.splitn(3, |&b| b == b' ');
-    let version = parse_version(parts.next().unwrap_or_default())?;
-    let status = match parts.next() {
-        Some(code @ [b'1'..=b'9', b'0'..=b'9', b'0'..=b'9']) => parse_decimal(code).and_then(|c| u16::try_from(c).ok()),
-        _ => None,
-    }
-    .ok_or(Malformed("status code"))?;
-    let reason = parts.next().unwrap_or_default();
-    if !is_field_value(reason) {
-        return Err(Malformed("reason phrase"));
-    }
-    let fields = parse_fields(rest)?;
+/// Parses a response head: exactly the bytes up to and including its blank line, as [`head_len`] delimits it.
+pub(crate) fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
+    check_line_endings(head)?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    complete_head(response.parse(head), head)?;
+    let version = parse_version(response.version)?;
+    // httparse takes any three digits; a status code starts with 1 to 9.
+    let status = response.code.filter(|c| (100..=999).contains(c)).ok_or(HeadError::Malformed("status code"))?;
+    let fields = parse_fields(response.headers);
     Ok(ResponseHead {
         status,
-        reason: String::from_utf8_lossy(reason).into_owned(),
+        reason: response.reason.unwrap_or_default().to_owned(),
         body: fields.body,
         keep_alive: keep_alive(version, &fields),
         set_cookie: fields.set_cookie,
@@ -305,6 +331,16 @@ pub(crate) enum ErrorStatus {
 }
 
 impl ErrorStatus {
+    /// The status code.
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::HeaderTooLarge => 431,
+        }
+    }
+
     fn line_and_body(self) -> (&'static str, &'static str) {
         match self {
             Self::BadRequest => ("400 Bad Request", "Malformed request"),

@@ -209,3 +209,61 @@ async fn blank_lines_do_not_keep_a_connection_open() {
     assert!(received.is_empty(), "{received:?}");
     server.assert_serving().await;
 }
+
+/// A server whose header timeout is far beyond [`PATIENCE`]: an answer that arrives at all arrived without
+/// waiting for it.
+async fn patient_server() -> Server {
+    let mut config = HttpConfig::default();
+    config.header_timeout = Duration::from_secs(3600);
+    Server::start_with(protocomm(sec1(), SessionLimits::default()), Box::new(SeededRandom::new(1)), config).await
+}
+
+#[tokio::test]
+async fn bare_lf_line_endings_get_400_at_once() {
+    let server = patient_server().await;
+    for request in [
+        b"POST /proto-ver HTTP/1.1\nHost: x\nContent-Length: 0\n\n".as_slice(),
+        b"POST /proto-ver HTTP/1.1\nHost: x\nContent-Length: 3\n\n---",
+        b"POST /proto-ver HTTP/1.1\r\nHost: x\nContent-Length: 3\r\n\r\n---",
+        b"POST /proto-ver HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\n---",
+        b"\n\nPOST /proto-ver HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n---",
+    ] {
+        let what = String::from_utf8_lossy(request);
+        let mut raw = server.raw().await;
+        raw.send(request).await;
+        let response = raw.response().await;
+        assert_eq!(response.status, 400, "{what:?}");
+        assert_eq!(response.body, b"Malformed request", "{what:?}");
+        assert_eq!(response.header("Connection"), Some("close"), "{what:?}");
+        assert!(raw.until_closed().await.is_empty(), "{what:?}: connection not closed after 400");
+    }
+    server.assert_serving().await;
+}
+
+#[tokio::test]
+async fn a_bare_lf_after_a_good_request_gets_400_on_the_same_connection() {
+    let server = patient_server().await;
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROTO_VER, b"---", "")).await;
+    assert_eq!(raw.response().await.status, 200);
+    raw.send(b"POST /proto-ver HTTP/1.1\nContent-Length: 3\n\n---").await;
+    assert_eq!(raw.response().await.status, 400);
+    assert!(raw.until_closed().await.is_empty());
+}
+
+#[tokio::test]
+async fn too_many_header_fields_get_431() {
+    let server = patient_server().await;
+    let fields: String = (0..40).map(|i| format!("X-Filler-{i}: a\r\n")).collect();
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROTO_VER, b"---", &fields)).await;
+    let response = raw.response().await;
+    assert_eq!(response.status, 431);
+    assert!(raw.until_closed().await.is_empty());
+
+    // esp_prov's six fields and a few more are fine.
+    let mut raw = server.raw().await;
+    raw.send(&post(names::PROTO_VER, b"---", "X-A: 1\r\nX-B: 2\r\nUser-Agent: test\r\n")).await;
+    assert_eq!(raw.response().await.status, 200);
+    server.assert_serving().await;
+}

@@ -164,15 +164,16 @@ impl Connection {
                 return Next::Close;
             }
         };
-        let head = match wire::parse_request(&head) {
-            Ok(head) => head,
+        let parsed = match wire::parse_request(&head) {
+            Ok(parsed) => parsed,
             Err(e) => {
-                peer_warn!(self.shared.dispatcher, error = %e, "bad request; answering 400");
-                return self.reject(ErrorStatus::BadRequest).await;
+                let status = e.status();
+                peer_warn!(self.shared.dispatcher, error = %e, "bad request; answering {}", status.code());
+                return self.reject(status).await;
             }
         };
         self.first = false;
-        self.handle(head).await
+        self.handle(parsed).await
     }
 
     async fn handle(&mut self, head: RequestHead) -> Next {
