@@ -8,7 +8,8 @@
 //!
 //! - Each endpoint is `POST /<name>`, the name being the raw request target after `/` (with a query string it
 //!   does not match). Unknown target: `404 Not Found` with the body `Nothing matches the given URI`; known target
-//!   with another method: `405 Method Not Allowed`; the connection is closed after either.
+//!   with another method: `405 Method Not Allowed` with `Allow: POST`; the connection is closed after either. A
+//!   `HEAD` request gets the same head as a `GET` (its `Content-Length` included) and no body.
 //! - A request head must end its lines with CRLF and hold at most 32 header fields: one with a bare LF or CR gets
 //!   `400 Bad Request` (as soon as its blank line arrives, whichever line ending that uses), one with more fields
 //!   `431 Request Header Fields Too Large`, as does one longer than [`HttpConfig::max_head`].

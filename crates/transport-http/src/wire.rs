@@ -368,14 +368,43 @@ pub(crate) fn ok_response(body: &[u8], cookie: Option<SessionId>, close: bool) -
     out
 }
 
+/// Whether an error response carries its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseBody {
+    /// The body follows the head.
+    Send,
+    /// The head only: the answer to a `HEAD` request, which must not carry a body (RFC 9110 §9.3.2). Its
+    /// `Content-Length` is still the length of the body a `GET` would have received, as RFC 9110 §8.6 requires of
+    /// any `Content-Length` in a response to `HEAD` (so `0` would be wrong), and the head is the one a `GET` gets.
+    Omit,
+}
+
+impl ResponseBody {
+    /// For a request whose head starts with `head` (the whole head, or just its method): no body for `HEAD`.
+    /// Also used on a head that could not be parsed, so that a broken `HEAD` request still gets no body.
+    pub(crate) fn for_request(head: &[u8]) -> Self {
+        match head.strip_prefix(b"HEAD") {
+            Some([] | [b' ', ..]) => Self::Omit,
+            _ => Self::Send,
+        }
+    }
+}
+
 /// An error response; the device closes the connection after it.
-pub(crate) fn error_response(status: ErrorStatus) -> Vec<u8> {
-    let (line, body) = status.line_and_body();
-    format!(
-        "HTTP/1.1 {line}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+pub(crate) fn error_response(status: ErrorStatus, body: ResponseBody) -> Vec<u8> {
+    let (line, text) = status.line_and_body();
+    let mut head = format!("HTTP/1.1 {line}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n", text.len());
+    if status == ErrorStatus::MethodNotAllowed {
+        // RFC 9110 §15.5.6: a 405 must name the methods the target does support.
+        head.push_str("Allow: POST\r\n");
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let mut out = head.into_bytes();
+    match body {
+        ResponseBody::Send => out.extend_from_slice(text.as_bytes()),
+        ResponseBody::Omit => {}
+    }
+    out
 }
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ async fn other_methods_get_405_and_close() {
         let response = raw.response().await;
         assert_eq!(response.status, 405, "{request}");
         assert!(response.head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert_eq!(response.header("Allow"), Some("POST"), "{request}");
         assert!(raw.until_closed().await.is_empty(), "connection not closed after 405");
     }
     server.assert_serving().await;
@@ -249,6 +250,38 @@ async fn a_bare_lf_after_a_good_request_gets_400_on_the_same_connection() {
     raw.send(b"POST /proto-ver HTTP/1.1\nContent-Length: 3\n\n---").await;
     assert_eq!(raw.response().await.status, 400);
     assert!(raw.until_closed().await.is_empty());
+}
+
+#[tokio::test]
+async fn head_gets_the_get_answers_head_and_no_body() {
+    let server = patient_server().await;
+    let cases = [
+        (format!("/{}", names::PROTO_VER), 405, "Only POST is accepted on this URI"),
+        ("/nothing".to_owned(), 404, "Nothing matches the given URI"),
+    ];
+    for (target, status, body) in cases {
+        let mut raw = server.raw().await;
+        raw.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes()).await;
+        let get = raw.response().await;
+        assert_eq!((get.status, get.body.as_slice()), (status, body.as_bytes()));
+
+        let mut raw = server.raw().await;
+        raw.send(format!("HEAD {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes()).await;
+        // Everything the device sends before closing: the head and nothing after it.
+        let received = String::from_utf8(raw.until_closed().await).unwrap();
+        assert_eq!(received, get.head, "HEAD {target}");
+        assert!(received.contains(&format!("\r\nContent-Length: {}\r\n", body.len())), "{received}");
+        if status == 405 {
+            assert!(received.contains("\r\nAllow: POST\r\n"), "{received}");
+        }
+    }
+    // A HEAD request too broken to parse still gets no body with its 400.
+    let mut raw = server.raw().await;
+    raw.send(b"HEAD /proto-ver HTTP/1.1\r\nthis is not a header\r\n\r\n").await;
+    let received = String::from_utf8(raw.until_closed().await).unwrap();
+    assert!(received.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{received}");
+    assert!(received.ends_with("\r\n\r\n"), "{received}");
+    server.assert_serving().await;
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use wifiprov_proto::endpoint::{Peer, SessionId};
 use super::Shared;
 use super::slots::Slot;
 use crate::io::{Buffered, ReadError};
-use crate::wire::{self, BodyLength, CookieHeader, ErrorStatus, RequestHead};
+use crate::wire::{self, BodyLength, CookieHeader, ErrorStatus, RequestHead, ResponseBody};
 
 /// Whether the connection goes on after a request.
 enum Next {
@@ -149,7 +149,8 @@ impl Connection {
             Ok(Ok(head)) => head,
             Ok(Err(ReadError::TooLarge)) => {
                 peer_warn!(self.shared.dispatcher, limit = max_head, "request head too large; answering 431");
-                return self.reject(ErrorStatus::HeaderTooLarge).await;
+                let body = ResponseBody::for_request(self.io.buffered());
+                return self.reject(ErrorStatus::HeaderTooLarge, body).await;
             }
             Ok(Err(ReadError::Eof { .. })) => {
                 debug!("peer closed the connection in the middle of a request head");
@@ -169,7 +170,7 @@ impl Connection {
             Err(e) => {
                 let status = e.status();
                 peer_warn!(self.shared.dispatcher, error = %e, "bad request; answering {}", status.code());
-                return self.reject(status).await;
+                return self.reject(status, ResponseBody::for_request(&head)).await;
             }
         };
         self.first = false;
@@ -183,12 +184,12 @@ impl Connection {
         if !dispatcher.has_endpoint(endpoint) {
             peer_warn!(dispatcher, method = %head.method, target = ?head.target, "unknown endpoint; answering 404");
             self.drain_body(head.body).await;
-            return self.reject(ErrorStatus::NotFound).await;
+            return self.reject(ErrorStatus::NotFound, ResponseBody::for_request(head.method.as_bytes())).await;
         }
         if head.method != "POST" {
             peer_warn!(dispatcher, method = %head.method, endpoint, "method not allowed; answering 405");
             self.drain_body(head.body).await;
-            return self.reject(ErrorStatus::MethodNotAllowed).await;
+            return self.reject(ErrorStatus::MethodNotAllowed, ResponseBody::for_request(head.method.as_bytes())).await;
         }
         let config = &self.shared.config;
         let len = match head.body {
@@ -269,9 +270,9 @@ impl Connection {
         }
     }
 
-    /// Sends an error response and closes.
-    async fn reject(&mut self, status: ErrorStatus) -> Next {
-        if self.write(&wire::error_response(status)).await {
+    /// Sends an error response (its body only if `body` says so) and closes.
+    async fn reject(&mut self, status: ErrorStatus, body: ResponseBody) -> Next {
+        if self.write(&wire::error_response(status, body)).await {
             self.close().await;
         }
         Next::Close

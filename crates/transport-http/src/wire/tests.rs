@@ -131,7 +131,7 @@ fn ok_response_layout() {
 
 #[test]
 fn not_found_response() {
-    let response = error_response(ErrorStatus::NotFound);
+    let response = error_response(ErrorStatus::NotFound, ResponseBody::Send);
     let text = String::from_utf8(response).unwrap();
     assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
     assert!(text.ends_with("\r\n\r\nNothing matches the given URI"));
@@ -263,4 +263,26 @@ fn only_a_complete_head_and_nothing_more_is_parsed() {
     assert!(parse_response(b"HTTP/1.1 099 Odd\r\n\r\n").is_err());
     assert!(parse_response(b"HTTP/1.1 000\r\n\r\n").is_err());
     assert_eq!(parse_response(b"HTTP/1.1 999 Odd\r\n\r\n").unwrap().status, 999);
+}
+
+#[test]
+fn head_responses_carry_no_body() {
+    assert_eq!(ResponseBody::for_request(b"HEAD"), ResponseBody::Omit);
+    assert_eq!(ResponseBody::for_request(b"HEAD /proto-ver HTTP/1.1\r\n"), ResponseBody::Omit);
+    assert_eq!(ResponseBody::for_request(b"HEADER /proto-ver HTTP/1.1\r\n"), ResponseBody::Send);
+    assert_eq!(ResponseBody::for_request(b"head /proto-ver HTTP/1.1\r\n"), ResponseBody::Send);
+    assert_eq!(ResponseBody::for_request(b"GET"), ResponseBody::Send);
+
+    let full = error_response(ErrorStatus::MethodNotAllowed, ResponseBody::Send);
+    let head_only = error_response(ErrorStatus::MethodNotAllowed, ResponseBody::Omit);
+    let text = String::from_utf8(head_only.clone()).unwrap();
+    assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{text}");
+    assert!(text.contains("\r\nAllow: POST\r\n"), "{text}");
+    assert!(text.contains(&format!("\r\nContent-Length: {}\r\n", METHOD_NOT_ALLOWED_BODY.len())), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "{text}");
+    assert_eq!(full, [head_only.as_slice(), METHOD_NOT_ALLOWED_BODY.as_bytes()].concat(), "the GET answer's head");
+    let text = String::from_utf8(error_response(ErrorStatus::NotFound, ResponseBody::Omit)).unwrap();
+    assert!(text.ends_with("Connection: close\r\n\r\n") && !text.contains("Allow"), "{text}");
+    let text = String::from_utf8(error_response(ErrorStatus::BadRequest, ResponseBody::Send)).unwrap();
+    assert!(!text.contains("Allow"), "{text}");
 }
