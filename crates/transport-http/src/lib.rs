@@ -50,6 +50,7 @@
 //! and the client must never open a second connection and must tell "closed before any response" apart from
 //! other failures. Only the syntax of message heads is left to a library, `httparse` (the parser under hyper),
 //! with protocomm's rules applied to what it returns; framing, connections and answers are this crate's.
+//! The hidden `fuzzing` module lets a fuzzer drive both head parsers.
 #![forbid(unsafe_code)]
 
 mod client;
@@ -57,6 +58,10 @@ mod error;
 mod io;
 mod server;
 mod wire;
+
+// Fuzzing entry points for the head parsers; not a supported interface.
+#[doc(hidden)]
+pub mod fuzzing;
 
 // Public interface.
 pub use client::{ClientConfig, HttpClient};

@@ -4,6 +4,7 @@
 mod client;
 mod common;
 mod framing;
+mod fuzzing;
 mod handshake;
 mod logs;
 mod replay;
