@@ -39,6 +39,84 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
     },
+    /// A corrupt file could not be moved aside (no free `corrupt-<n>` name, a read-only directory); it was left
+    /// where it is.
+    #[error("saved-network file {} is corrupt ({reason}) and could not be moved aside", path.display())]
+    NotMovedAside {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: CorruptReason,
+        /// Why it could not be moved.
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// Something the store does not write, or does not trust, is where its directory or one of its files
+    /// belongs. It was left exactly as it is: the store neither reads it nor writes over it.
+    #[error("{} is {found}", path.display())]
+    Unexpected {
+        /// The path.
+        path: PathBuf,
+        /// What is there.
+        found: Found,
+    },
+    /// The store was started on a state it must not write over (see [`crate::StartStatus::Refused`]): every
+    /// save is refused, without touching the disk, until the state is fixed and the store started again.
+    #[error("saving in {} is disabled: what was found there at start is left as it is", dir.display())]
+    SavesRefused {
+        /// The store's directory.
+        dir: PathBuf,
+    },
+    /// A [`crate::Counter`] name that is not 1 to 64 of `a-z`, `0-9`, `-` and `_` (a bug in the caller).
+    #[error("{name:?} is not a valid counter name")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+}
+
+/// What a [`StoreError::Unexpected`] found. `Display` gives the phrase used in the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Found {
+    /// A symbolic link where one of the store's files belongs.
+    Symlink,
+    /// A symbolic link in place of the directory, owned by a user other than root or this process's.
+    UntrustedSymlink {
+        /// The link's owner.
+        uid: u32,
+    },
+    /// A directory where one of the store's files belongs.
+    Directory,
+    /// A device, FIFO or socket where one of the store's files belongs.
+    SpecialFile,
+    /// Something other than a directory (or a link to nothing) where the store's directory belongs.
+    NotADirectory,
+    /// A file or directory of another user.
+    ForeignOwner {
+        /// Its owner.
+        uid: u32,
+        /// This process's effective uid.
+        expected: u32,
+    },
+}
+
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Symlink => f.write_str("a symbolic link, not a regular file"),
+            Self::UntrustedSymlink { uid } => write!(
+                f,
+                "a symbolic link owned by uid {uid} (only links owned by root or by this process's user are followed)"
+            ),
+            Self::Directory => f.write_str("a directory, not a regular file"),
+            Self::SpecialFile => f.write_str("a device, FIFO or socket, not a regular file"),
+            Self::NotADirectory => f.write_str("not a directory"),
+            Self::ForeignOwner { uid, expected } => {
+                write!(f, "owned by uid {uid}, not by this process's uid {expected}")
+            }
+        }
+    }
 }
 
 /// The file operation a [`StoreError::Io`] happened in. `Display` gives the verb phrase used in the message.
@@ -65,6 +143,14 @@ pub enum IoOp {
     Read,
     /// Moving a corrupt list aside.
     MoveAside,
+    /// Looking at what is at a path (`lstat`, `fstat`).
+    Inspect,
+    /// Opening the directory.
+    OpenDir,
+    /// Removing group and other permissions from the directory or a file.
+    Tighten,
+    /// Checking that the directory can be written to.
+    CheckWritable,
 }
 
 impl fmt::Display for IoOp {
@@ -80,6 +166,10 @@ impl fmt::Display for IoOp {
             Self::SyncDir => "sync directory",
             Self::Read => "read",
             Self::MoveAside => "move aside",
+            Self::Inspect => "inspect",
+            Self::OpenDir => "open directory",
+            Self::Tighten => "restrict the permissions of",
+            Self::CheckWritable => "write into directory",
         })
     }
 }

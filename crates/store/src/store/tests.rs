@@ -1,7 +1,8 @@
 //! Fault injection after every write step, the states a crash can leave on disk, corrupt files, modes and
 //! secrecy of errors and logs.
 
-use std::fs;
+use std::fs::{self, Permissions};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +11,8 @@ use wifiprov_manager::networks::{NetworkList, NetworkSecurity, SavedNetwork};
 use wifiprov_proto::ErrorChain;
 
 use super::*;
+use crate::error::CorruptReason;
+use crate::files::{Fault, Step};
 
 const SECRET_A: &str = "alpha-passphrase-1";
 const SECRET_B: &str = "bravo-passphrase-2";
@@ -195,23 +198,28 @@ fn the_directory_and_file_are_private() {
 }
 
 #[test]
-fn io_errors_name_the_path() {
+fn errors_name_the_path() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let blocker = tmp.path().join("not-a-dir");
     fs::write(&blocker, b"x").expect("write");
     let store = NetworkStore::open(&blocker);
     let err = store.save(&old_list()).expect_err("directory is a file");
-    assert!(matches!(err, StoreError::Io { op: IoOp::CreateDir, .. }), "{err:?}");
-    assert_eq!(err.to_string(), format!("cannot create directory {}", blocker.display()));
+    assert!(matches!(err, StoreError::Unexpected { found: crate::Found::NotADirectory, .. }), "{err:?}");
+    assert_eq!(err.to_string(), format!("{} is not a directory", blocker.display()));
+    let store = NetworkStore::open(blocker.join("below"));
+    let err = store.save(&old_list()).expect_err("parent is a file");
+    assert!(matches!(err, StoreError::Io { op: IoOp::Inspect, .. }), "{err:?}");
+    assert_eq!(err.to_string(), format!("cannot inspect {}", blocker.join("below").display()));
 
     let store = NetworkStore::open(tmp.path());
     fs::create_dir(store.path()).expect("a directory where the file should be");
     let err = store.load().expect_err("not a file");
-    assert!(matches!(err, StoreError::Io { op: IoOp::Read, .. }), "{err:?}");
-    assert!(err.to_string().contains("networks.json"), "{err}");
-    let err = store.save(&old_list()).expect_err("cannot replace a directory");
-    assert!(matches!(err, StoreError::Io { op: IoOp::Replace, .. }), "{err:?}");
+    assert!(matches!(err, StoreError::Unexpected { found: crate::Found::Directory, .. }), "{err:?}");
+    assert_eq!(err.to_string(), format!("{} is a directory, not a regular file", store.path().display()));
+    let err = store.save(&old_list()).expect_err("never replaces a directory");
+    assert!(matches!(err, StoreError::Unexpected { found: crate::Found::Directory, .. }), "{err:?}");
     assert!(!store.temp.exists());
+    assert!(store.path().is_dir());
 }
 
 /// A `tracing` writer into a shared buffer.
