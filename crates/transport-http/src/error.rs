@@ -80,7 +80,7 @@ pub enum TransportError {
     },
     /// The device answered with a status other than `200 OK` (ESP: 404 for an unknown endpoint, 405 for a wrong
     /// method).
-    #[error("{endpoint}: device answered {status} {reason}")]
+    #[error("{endpoint}: device answered {status} {reason}{}", device_says(body))]
     Status {
         /// The endpoint the request was for.
         endpoint: String,
@@ -116,4 +116,14 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The body of an error response, when it is a short line of text worth showing (": locked for 30 s after …").
+fn device_says(body: &[u8]) -> String {
+    match std::str::from_utf8(body) {
+        Ok(text) if !text.is_empty() && text.len() <= 200 && !text.contains(|c: char| c.is_control()) => {
+            format!(": {text}")
+        }
+        _ => String::new(),
+    }
 }

@@ -390,6 +390,20 @@ impl ResponseBody {
     }
 }
 
+/// The answer to a handshake refused during a wait after repeated wrong proofs: `429 Too Many Requests` with
+/// `Retry-After` and a sentence a client can show as it is. The device closes the connection after it.
+pub(crate) fn locked_response(retry_after_secs: u64) -> Vec<u8> {
+    let text = format!("locked for {retry_after_secs} s after repeated wrong proofs of possession or passwords");
+    let mut out = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+         Retry-After: {retry_after_secs}\r\nConnection: close\r\n\r\n",
+        text.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
 /// An error response; the device closes the connection after it.
 pub(crate) fn error_response(status: ErrorStatus, body: ResponseBody) -> Vec<u8> {
     let (line, text) = status.line_and_body();

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{Instrument, debug, info_span};
 use wifiprov_dispatch::{Request, peer_warn};
-use wifiprov_proto::endpoint::{Peer, SessionId};
+use wifiprov_proto::endpoint::{Peer, ProtocommError, SessionId};
 
 use super::Shared;
 use super::slots::Slot;
@@ -252,6 +252,15 @@ impl Connection {
                     return Next::Close;
                 }
                 Next::KeepAlive
+            }
+            // The one refusal a client is told about: a person must learn why the device will not talk, and for
+            // how long. ESP has no such state, so its clients see an HTTP error, which they report.
+            Err(ProtocommError::LockedOut { retry_after }) => {
+                let secs = wifiprov_proto::endpoint::retry_after_secs(retry_after);
+                if self.write(&wire::locked_response(secs)).await {
+                    self.close().await;
+                }
+                Next::Close
             }
             // Already logged by the dispatcher.
             Err(_) => Next::Close,

@@ -286,3 +286,15 @@ fn head_responses_carry_no_body() {
     let text = String::from_utf8(error_response(ErrorStatus::BadRequest, ResponseBody::Send)).unwrap();
     assert!(!text.contains("Allow"), "{text}");
 }
+
+#[test]
+fn a_locked_out_handshake_is_told_why_and_for_how_long() {
+    let response = locked_response(30);
+    let end = head_len(&response).unwrap();
+    let head = parse_response(&response[..end]).unwrap();
+    assert_eq!((head.status, head.keep_alive), (429, false));
+    assert!(String::from_utf8_lossy(&response[..end]).contains("\r\nRetry-After: 30\r\n"));
+    let body = &response[end..];
+    assert_eq!(head.body, BodyLength::Length(body.len() as u64));
+    assert_eq!(body, b"locked for 30 s after repeated wrong proofs of possession or passwords");
+}
