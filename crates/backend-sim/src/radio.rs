@@ -420,11 +420,14 @@ fn credentials_match(ap: &SimAccessPoint, given: Option<&Passphrase>) -> bool {
         return false;
     }
     // The simulator is a stand-in radio: comparing here is what a real supplicant does with the key.
-    if expected.is_raw_psk() && given.is_raw_psk() {
-        expected.expose_secret().eq_ignore_ascii_case(given.expose_secret())
+    // Constant-time, as a supplicant's key check is: a stand-in radio must not teach callers otherwise.
+    let (expected, given) = if expected.is_raw_psk() && given.is_raw_psk() {
+        (expected.expose_secret().to_ascii_lowercase(), given.expose_secret().to_ascii_lowercase())
     } else {
-        expected.expose_secret() == given.expose_secret()
-    }
+        (expected.expose_secret().to_owned(), given.expose_secret().to_owned())
+    };
+    let (expected, given) = (zeroize::Zeroizing::new(expected), zeroize::Zeroizing::new(given));
+    subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes()).into()
 }
 
 fn derive_address(base: Ipv4Addr, ordinal: u32) -> Ipv4Addr {

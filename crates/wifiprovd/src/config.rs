@@ -9,9 +9,56 @@ use std::time::Duration;
 use serde::Deserialize;
 use wifiprov_manager::{AutoStop, ManagerConfig};
 use wifiprov_proto::danger;
+use wifiprov_proto::endpoint::GuessLimit;
 use wifiprov_proto::rng::SecureRandom;
 use wifiprov_proto::secret::{Password, ProofOfPossession};
 use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
+
+/// A secret setting (PoP, password, SoftAP key): wiped when dropped, `<redacted>` under `Debug`, read only
+/// through [`Secret::expose`] so that every place that shows it can be found.
+#[derive(Clone, Eq, Deserialize)]
+#[serde(from = "String")]
+pub struct Secret(zeroize::Zeroizing<String>);
+
+/// Constant-time in the bytes, like every secret comparison.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), other.0.as_bytes()).into()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(zeroize::Zeroizing::new(value))
+    }
+}
+
+impl Secret {
+    /// The secret in clear.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(zeroize::Zeroizing::new(value.to_owned()))
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// Settings as written in the TOML file or given as flags; every field optional.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -26,11 +73,11 @@ pub struct RawConfig {
     /// Security scheme, 0, 1 or 2.
     pub security: Option<u8>,
     /// Security 1 proof of possession.
-    pub pop: Option<String>,
+    pub pop: Option<Secret>,
     /// Security 2 username.
     pub sec2_username: Option<String>,
     /// Security 2 password (the verifier is derived at start).
-    pub sec2_password: Option<String>,
+    pub sec2_password: Option<Secret>,
     /// Security 2 salt, hex (with `sec2_verifier`, instead of a password).
     pub sec2_salt: Option<String>,
     /// Security 2 verifier, hex.
@@ -40,7 +87,7 @@ pub struct RawConfig {
     /// Device name shown to apps (BLE name, SoftAP SSID, QR payload).
     pub service_name: Option<String>,
     /// SoftAP passphrase, for the QR code and printed instructions.
-    pub service_key: Option<String>,
+    pub service_key: Option<Secret>,
     /// Directory of the persisted state.
     pub state_dir: Option<PathBuf>,
     /// Wi-Fi backend; only `sim` for now.
@@ -75,6 +122,14 @@ pub struct RawConfig {
     pub mdns_interfaces: Option<Vec<String>>,
     /// Custom endpoints served by programs, after the built-in ones, in this order.
     pub custom_endpoint: Option<Vec<RawCustomEndpoint>>,
+    /// Wrong proofs (PoP, security 2 password) in a row answered before handshakes are refused for a while.
+    pub guess_free_failures: Option<u32>,
+    /// The first wait after the free failures, in seconds; it doubles with every further failure.
+    pub guess_backoff_secs: Option<u64>,
+    /// The longest wait, in seconds: the sustained guessing rate is one per this long.
+    pub guess_max_backoff_secs: Option<u64>,
+    /// Print the PoP or password and the QR payload at start even when stdout is not a terminal.
+    pub show_credentials: Option<bool>,
 }
 
 /// One value or a list of them (`transport = "ble"` or `transport = ["http", "ble"]`).
@@ -120,12 +175,29 @@ impl RawCustomEndpoint {
 }
 
 impl RawConfig {
-    /// Reads a TOML file.
+    /// Reads a TOML file. A file that holds a secret and that group or others may read is used, with a
+    /// warning: refusing it would leave a device unprovisionable over a mode bit.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_owned() })
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?,
+        );
+        let raw: Self = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_owned() })?;
+        if raw.holds_secret()
+            && let Some(mode) = readable_by_others(path)
+        {
+            tracing::warn!(
+                path = %path.display(),
+                mode = %format_args!("{mode:04o}"),
+                "the configuration file holds a secret and is readable by group or others; chmod 600 it"
+            );
+        }
+        Ok(raw)
+    }
+
+    /// Whether a setting is a secret that must not be readable by others.
+    fn holds_secret(&self) -> bool {
+        self.pop.is_some() || self.sec2_password.is_some() || self.service_key.is_some()
     }
 
     /// `self` with every setting of `overrides` that is present taking precedence.
@@ -162,7 +234,11 @@ impl RawConfig {
             max_sessions,
             mdns,
             mdns_interfaces,
-            custom_endpoint
+            custom_endpoint,
+            guess_free_failures,
+            guess_backoff_secs,
+            guess_max_backoff_secs,
+            show_credentials
         )
     }
 }
@@ -205,19 +281,26 @@ fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { setting, problem: problem.into() }
 }
 
+/// The permission bits of `path` when group or others may read it.
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o044 != 0).then_some(mode)
+}
+
 /// What a person needs to provision the device, printed at start.
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// Security 0: nothing.
     None,
     /// Security 1 with this PoP.
-    Pop(String),
+    Pop(Secret),
     /// Security 2 with this username and, when known (given or generated), the password.
     UserPassword {
         /// The SRP username.
         username: String,
         /// The password, when the daemon knows it.
-        password: Option<String>,
+        password: Option<Secret>,
         /// Whether the daemon generated the password at this start.
         generated: bool,
     },
@@ -248,7 +331,7 @@ pub struct DaemonConfig {
     /// Device name.
     pub service_name: String,
     /// SoftAP passphrase.
-    pub service_key: Option<String>,
+    pub service_key: Option<Secret>,
     /// Persisted state directory.
     pub state_dir: PathBuf,
     /// Simulated radio scenario; `None` = the built-in one.
@@ -263,6 +346,10 @@ pub struct DaemonConfig {
     pub mdns: Option<crate::mdns::Interfaces>,
     /// Custom endpoints served by programs.
     pub custom_endpoints: Vec<crate::custom::ProgramEndpoint>,
+    /// The online-guessing limit.
+    pub guess_limit: GuessLimit,
+    /// Print the credentials at start even when stdout is not a terminal.
+    pub show_credentials: bool,
 }
 
 /// The SRP username when none is configured, as in ESP's examples.
@@ -281,15 +368,16 @@ impl DaemonConfig {
         };
         let (security, credentials) = match raw.security.unwrap_or(2) {
             0 => (danger::sec0(), Credentials::None),
-            1 => match raw.pop {
-                Some(pop) if !pop.is_empty() => {
-                    (DeviceSecurity::sec1(ProofOfPossession::from(pop.as_str())), Credentials::Pop(pop))
+            1 => match raw.pop.clone() {
+                Some(pop) if !pop.expose().is_empty() => {
+                    (DeviceSecurity::sec1(ProofOfPossession::from(pop.expose())), Credentials::Pop(pop))
                 }
                 _ => (danger::sec1_without_pop(), Credentials::None),
             },
             2 => sec2(&raw, patch, rng)?,
             other => return Err(invalid("security", format!("{other} is not 0, 1 or 2"))),
         };
+        let guess_limit = guess_limit(&raw)?;
         let names = raw.transport.clone().map_or_else(|| vec!["http".to_owned()], OneOrMany::into_vec);
         let mut transports = Vec::new();
         for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
@@ -384,8 +472,31 @@ impl DaemonConfig {
                 _ => crate::mdns::Interfaces::All,
             }),
             custom_endpoints,
+            guess_limit,
+            show_credentials: raw.show_credentials.unwrap_or(false),
         })
     }
+}
+
+fn guess_limit(raw: &RawConfig) -> Result<GuessLimit, ConfigError> {
+    let defaults = GuessLimit::default();
+    let backoff = match raw.guess_backoff_secs {
+        Some(0) => return Err(invalid("guess_backoff_secs", "must be at least 1 second")),
+        Some(secs) => Duration::from_secs(secs),
+        None => defaults.backoff,
+    };
+    let max_backoff = raw.guess_max_backoff_secs.map_or(defaults.max_backoff.max(backoff), Duration::from_secs);
+    if max_backoff < backoff {
+        return Err(invalid("guess_max_backoff_secs", "must be at least guess_backoff_secs"));
+    }
+    if max_backoff > Duration::from_secs(86_400) {
+        return Err(invalid("guess_max_backoff_secs", "must be at most a day (86400)"));
+    }
+    let free_failures = raw.guess_free_failures.unwrap_or(defaults.free_failures);
+    if free_failures > 100 {
+        return Err(invalid("guess_free_failures", "must be at most 100"));
+    }
+    Ok(GuessLimit { free_failures, backoff, max_backoff })
 }
 
 fn custom_endpoints(raw: Vec<RawCustomEndpoint>) -> Result<Vec<crate::custom::ProgramEndpoint>, ConfigError> {
@@ -415,36 +526,37 @@ fn sec2(
     let verifier = |salt: &[u8], verifier: &[u8]| {
         Sec2Verifier::new(salt, verifier).map_err(|e| invalid("sec2_verifier", e.to_string()))
     };
-    let (verifier, password, generated) = match (&raw.sec2_password, &raw.sec2_salt, &raw.sec2_verifier) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(invalid("sec2_password", "give either a password or a salt and verifier, not both"));
-        }
-        (None, Some(salt), Some(v)) => {
-            let salt = hex::decode(salt).map_err(|_| invalid("sec2_salt", "not hex"))?;
-            let v = hex::decode(v).map_err(|_| invalid("sec2_verifier", "not hex"))?;
-            (verifier(&salt, &v)?, None, false)
-        }
-        (None, Some(_), None) | (None, None, Some(_)) => {
-            return Err(invalid("sec2_salt", "a salt needs a verifier and a verifier needs a salt"));
-        }
-        (password, None, None) => {
-            let (password, generated) = match password {
-                Some(p) if !p.is_empty() => (p.clone(), false),
-                Some(_) => return Err(invalid("sec2_password", "must not be empty")),
-                None => (generate_password(rng)?, true),
-            };
-            let creds = generate_salt_verifier(username.as_bytes(), &Password::from(password.as_str()), 16, rng)
-                .map_err(|_| ConfigError::Random)?;
-            (verifier(&creds.salt, &creds.verifier)?, Some(password), generated)
-        }
-    };
+    let (verifier, password, generated) =
+        match (raw.sec2_password.as_ref().map(Secret::expose), &raw.sec2_salt, &raw.sec2_verifier) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(invalid("sec2_password", "give either a password or a salt and verifier, not both"));
+            }
+            (None, Some(salt), Some(v)) => {
+                let salt = hex::decode(salt).map_err(|_| invalid("sec2_salt", "not hex"))?;
+                let v = hex::decode(v).map_err(|_| invalid("sec2_verifier", "not hex"))?;
+                (verifier(&salt, &v)?, None, false)
+            }
+            (None, Some(_), None) | (None, None, Some(_)) => {
+                return Err(invalid("sec2_salt", "a salt needs a verifier and a verifier needs a salt"));
+            }
+            (password, None, None) => {
+                let (password, generated) = match password {
+                    Some(p) if !p.is_empty() => (Secret::from(p), false),
+                    Some(_) => return Err(invalid("sec2_password", "must not be empty")),
+                    None => (generate_password(rng)?, true),
+                };
+                let creds = generate_salt_verifier(username.as_bytes(), &Password::from(password.expose()), 16, rng)
+                    .map_err(|_| ConfigError::Random)?;
+                (verifier(&creds.salt, &creds.verifier)?, Some(password), generated)
+            }
+        };
     Ok((DeviceSecurity::sec2(Arc::new(verifier), patch), Credentials::UserPassword { username, password, generated }))
 }
 
 /// 12 characters from an alphabet without look-alikes (no 0/O, 1/l/I): about 70 bits.
-fn generate_password(rng: &mut dyn SecureRandom) -> Result<String, ConfigError> {
+fn generate_password(rng: &mut dyn SecureRandom) -> Result<Secret, ConfigError> {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut out = String::with_capacity(12);
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(12));
     while out.len() < 12 {
         let mut byte = [0u8];
         rng.fill(&mut byte).map_err(|_| ConfigError::Random)?;
@@ -456,7 +568,7 @@ fn generate_password(rng: &mut dyn SecureRandom) -> Result<String, ConfigError> 
             out.push(char::from(*c));
         }
     }
-    Ok(out)
+    Ok(Secret(out))
 }
 
 /// `PROV_` and six hex digits derived from the machine id (stable across restarts), like ESP's MAC-based names.
@@ -493,7 +605,7 @@ mod tests {
         assert_eq!(config.security.version().number(), 2);
         let Credentials::UserPassword { username, password, generated } = &config.credentials else { panic!() };
         assert_eq!(username, DEFAULT_USERNAME);
-        assert!(*generated && password.as_ref().unwrap().len() == 12);
+        assert!(*generated && password.as_ref().unwrap().expose().len() == 12);
         assert!(config.service_name.starts_with("PROV_") && config.service_name.len() == 11);
     }
 
@@ -502,7 +614,7 @@ mod tests {
         let file: RawConfig = toml::from_str("security = 1\npop = \"filepop\"\nlisten = \"127.0.0.1:9\"").unwrap();
         let flags = RawConfig { pop: Some("flagpop".into()), ..RawConfig::default() };
         let config = DaemonConfig::validate(file.overlay(flags), &mut SeededRandom::new(1)).unwrap();
-        assert!(matches!(&config.credentials, Credentials::Pop(p) if p == "flagpop"));
+        assert!(matches!(&config.credentials, Credentials::Pop(p) if p.expose() == "flagpop"));
         assert_eq!(config.listen.port(), 9);
 
         for (raw, setting) in [
@@ -596,6 +708,6 @@ mod tests {
         let a = generate_password(&mut SeededRandom::new(1)).unwrap();
         let b = generate_password(&mut SeededRandom::new(2)).unwrap();
         assert_ne!(a, b);
-        assert!(!a.contains(['0', 'O', '1', 'l', 'I']));
+        assert!(!a.expose().contains(['0', 'O', '1', 'l', 'I']));
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod custom;
 pub mod esp;
 pub mod frontend;
+pub mod guessing;
 pub mod mdns;
 pub mod qr;
 pub mod service;

@@ -12,11 +12,12 @@ use wifiprov_backend_sim::SimRadio;
 use wifiprov_manager::Event;
 use wifiprov_proto::endpoint::SessionLimits;
 use wifiprov_proto::rng::OsRandom;
-use wifiprov_store::NetworkStore;
+use wifiprov_store::{Counter, NetworkStore};
 use wifiprov_transport_ble::{BleConfig, bluer};
 use wifiprov_transport_http::HttpConfig;
-use wifiprovd::config::{Credentials, DaemonConfig, OneOrMany, RawConfig, RawCustomEndpoint, TransportChoice};
+use wifiprovd::config::{Credentials, DaemonConfig, OneOrMany, RawConfig, RawCustomEndpoint, Secret, TransportChoice};
 use wifiprovd::frontend::{BleFrontend, Frontend, HttpFrontend};
+use wifiprovd::guessing::{self, Guessing, SecurityEvent};
 use wifiprovd::mdns::{MdnsAdvertiser, MdnsConfig};
 use wifiprovd::qr::{QrPayload, QrTransport};
 use wifiprovd::service::{ProvisioningService, ServiceConfig};
@@ -37,7 +38,8 @@ use wifiprovd::service::{ProvisioningService, ServiceConfig};
 ///   wifiprovd --listen 0.0.0.0:80 --state-dir /var/lib/wifiprov --config /etc/wifiprov/wifiprovd.toml
 ///
 /// Passwords and PoPs given as flags are visible in the process list; prefer the config file (mode 0600)
-/// or a generated password.
+/// or a generated password. The PoP or password and the QR code are printed at start only when stdout is a
+/// terminal, or with --show-credentials.
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Flags {
@@ -59,13 +61,13 @@ struct Flags {
     security: Option<u8>,
     /// Security 1 proof of possession; without one, security 1 runs without PoP ("no_pop").
     #[arg(long, value_name = "STR")]
-    pop: Option<String>,
+    pop: Option<Secret>,
     /// Security 2 username [default: wifiprov].
     #[arg(long, value_name = "U")]
     sec2_username: Option<String>,
     /// Security 2 password; generated and printed when neither it nor a salt and verifier are given.
     #[arg(long, value_name = "P")]
-    sec2_password: Option<String>,
+    sec2_password: Option<Secret>,
     /// Security 2 salt in hex (from `wifiprov gen-cred` or `esp_prov --sec2_gen_cred`), with --sec2-verifier.
     #[arg(long, value_name = "HEX")]
     sec2_salt: Option<String>,
@@ -81,7 +83,7 @@ struct Flags {
     service_name: Option<String>,
     /// SoftAP passphrase to show with the device name.
     #[arg(long, value_name = "KEY")]
-    service_key: Option<String>,
+    service_key: Option<Secret>,
     /// Directory for the provisioned state [default: /var/lib/wifiprov as root, else ~/.local/state/wifiprov].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -128,6 +130,10 @@ struct Flags {
     /// with its stdout; a non-zero exit refuses the request. Arguments, timeout and size limit: config file.
     #[arg(long, value_name = "NAME=PROGRAM", value_parser = RawCustomEndpoint::from_flag)]
     custom_endpoint: Vec<RawCustomEndpoint>,
+    /// Print the PoP or password and the QR code at start even when stdout is not a terminal (under systemd it
+    /// is the journal).
+    #[arg(long)]
+    show_credentials: bool,
 }
 
 impl Flags {
@@ -162,6 +168,10 @@ impl Flags {
             mdns: self.mdns.then_some(true),
             mdns_interfaces: (!self.mdns_interface.is_empty()).then_some(self.mdns_interface),
             custom_endpoint: (!self.custom_endpoint.is_empty()).then_some(self.custom_endpoint),
+            guess_free_failures: None,
+            guess_backoff_secs: None,
+            guess_max_backoff_secs: None,
+            show_credentials: self.show_credentials.then_some(true),
         };
         (self.config, raw)
     }
@@ -197,6 +207,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         None => overrides,
     };
     let config = DaemonConfig::validate(raw, &mut OsRandom).context("invalid configuration")?;
+    // Installed before anything is served: a supervisor that sends SIGTERM as soon as the banner is out must get
+    // the graceful shutdown, not the default action.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
 
     let radio = match &config.scenario {
         Some(path) => SimRadio::from_file(path).context("cannot load the radio scenario")?,
@@ -207,9 +221,14 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let service_config = ServiceConfig {
         manager: config.manager.clone(),
         sessions: SessionLimits { max_sessions: config.max_sessions, ..SessionLimits::default() },
+        guessing: Guessing::persisted(
+            config.guess_limit,
+            Counter::open(&config.state_dir, guessing::FILE_NAME).context("the failed-proof counter")?,
+        ),
     };
     let service = ProvisioningService::new(service_config, backend, store).context("cannot load the saved networks")?;
     let mut events = service.subscribe();
+    let mut security_events = service.security_events();
     for endpoint in &config.custom_endpoints {
         service.create_endpoint(&endpoint.name).await?;
         service.register_endpoint(&endpoint.name, endpoint.handler()).await?;
@@ -245,8 +264,6 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
 
     // Set between the policy's reopen and the Start event that follows it.
     let mut reopened = false;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -274,6 +291,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            Ok(event) = security_events.recv() => if let SecurityEvent::CredentialsMismatch { failures } = event {
+                tracing::info!(failures, "a client's proof of possession or password was wrong");
             },
         }
     }
@@ -347,7 +367,11 @@ async fn stop_mdns(advertiser: Option<MdnsAdvertiser>) {
 /// What a person needs at start: where to connect, how to authenticate, and a command line that works.
 /// `address` is the HTTP transport's; over BLE the device is reached by its name. With both, the commands use
 /// HTTP.
+///
+/// The PoP or password, and the QR code that holds it, are shown only on a terminal or when asked for
+/// (`--show-credentials`): under systemd stdout is the journal, readable by more people than the config file.
 fn print_banner(config: &DaemonConfig, address: Option<std::net::SocketAddr>, ble: bool) {
+    let show = config.show_credentials || std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut out = String::new();
     let security = config.security.version().number();
     let name = &config.service_name;
@@ -366,28 +390,41 @@ fn print_banner(config: &DaemonConfig, address: Option<std::net::SocketAddr>, bl
     out.push_str(&format!("device name {name}, security {security}\n"));
     let (esp, ours, qr_user, qr_secret) = match &config.credentials {
         Credentials::None => (String::new(), String::new(), None, None),
-        Credentials::Pop(pop) => (format!(" --pop {pop}"), format!(" --pop {pop}"), None, Some(pop.as_str())),
+        Credentials::Pop(pop) => {
+            let shown = if show { pop.expose() } else { "<pop>" };
+            (format!(" --pop {shown}"), format!(" --pop {shown}"), None, Some(pop.expose()))
+        }
         Credentials::UserPassword { username, password, generated } => {
             if *generated {
                 out.push_str(
                     "security 2 password generated for this run (set --sec2-password or a verifier to keep one)\n",
                 );
+                if !show {
+                    tracing::warn!(
+                        "a security 2 password was generated but stdout is not a terminal, so it is not shown: \
+                         configure sec2_password (or a salt and verifier), or pass --show-credentials"
+                    );
+                }
             }
-            let pwd = password.as_deref().unwrap_or("<password>");
+            let pwd = password.as_ref().map(Secret::expose).filter(|_| show).unwrap_or("<password>");
             (
                 format!(" --sec2_username {username} --sec2_pwd {pwd}"),
                 format!(" --sec2-username {username} --sec2-password {pwd}"),
                 Some(username.as_str()),
-                password.as_deref(),
+                password.as_ref().map(Secret::expose),
             )
         }
     };
-    let qr = QrPayload::new(&config.service_name, qr_user, qr_secret, qr_transport);
-    if let Some(rendered) = wifiprovd::qr::render(&qr) {
-        out.push_str(&rendered);
-        out.push('\n');
+    if show || qr_secret.is_none() {
+        let qr = QrPayload::new(&config.service_name, qr_user, qr_secret, qr_transport);
+        if let Some(rendered) = wifiprovd::qr::render(&qr) {
+            out.push_str(&rendered);
+            out.push('\n');
+        }
+        out.push_str(&format!("QR payload: {}\n", qr.to_json()));
+    } else {
+        out.push_str("credentials and QR code not shown: stdout is not a terminal (--show-credentials shows them)\n");
     }
-    out.push_str(&format!("QR payload: {}\n", qr.to_json()));
     out.push_str("provision it with (the simulated radio has wifiprov-demo / wifiprov-demo-pass):\n");
     out.push_str(&format!(
         "  wifiprov {ours_target} --security {security}{ours} provision --ssid wifiprov-demo --passphrase wifiprov-demo-pass\n"

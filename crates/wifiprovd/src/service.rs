@@ -17,6 +17,7 @@ use wifiprov_service::Provisioner;
 use wifiprov_store::NetworkStore;
 
 use crate::frontend::{Frontend, FrontendError};
+use crate::guessing::{Guessing, SecurityEvent};
 use crate::supervisor::{Command, Served, Supervisor};
 
 /// Settings of the service.
@@ -26,6 +27,8 @@ pub struct ServiceConfig {
     pub manager: ManagerConfig,
     /// Session table bounds, shared by every front-end.
     pub sessions: SessionLimits,
+    /// The online-guessing limit and its persisted count, shared by every front-end and every reopening.
+    pub guessing: Guessing,
 }
 
 /// Why a service call failed.
@@ -56,6 +59,7 @@ pub struct ProvisioningService {
     provisioner: Provisioner,
     supervisor: mpsc::Sender<Command>,
     serving: watch::Receiver<bool>,
+    guessing: Guessing,
 }
 
 impl ProvisioningService {
@@ -71,9 +75,15 @@ impl ProvisioningService {
         let (provisioner, requests) = Provisioner::spawn(config.manager, backend, store)?;
         let (serving_tx, serving) = watch::channel(false);
         let (supervisor, commands) = mpsc::channel(16);
-        let task = Supervisor::new(provisioner.clone(), config.sessions, scan_max_entries, serving_tx);
+        let guessing = config.guessing.clone();
+        let task = Supervisor::new(provisioner.clone(), config.sessions, config.guessing, scan_max_entries, serving_tx);
         tokio::spawn(task.run(commands, requests));
-        Ok(Self { provisioner, supervisor, serving })
+        Ok(Self { provisioner, supervisor, serving, guessing })
+    }
+
+    /// Subscribes to security events (failed proofs, lockouts).
+    pub fn security_events(&self) -> broadcast::Receiver<SecurityEvent> {
+        self.guessing.subscribe()
     }
 
     /// The protocol-neutral provisioning API, for front-ends and embedders.

@@ -17,6 +17,7 @@ use wifiprov_service::{Provisioner, ServiceRequest};
 
 use crate::esp::{self, CustomEndpoint};
 use crate::frontend::{Frontend, Running, Serve};
+use crate::guessing::Guessing;
 use crate::service::ServiceError;
 
 type Reply<T> = oneshot::Sender<T>;
@@ -46,6 +47,7 @@ struct Open {
 pub(crate) struct Supervisor {
     provisioner: Provisioner,
     limits: SessionLimits,
+    guessing: Guessing,
     scan_max_entries: u32,
     app_info: Vec<AppInfo>,
     custom: Vec<CustomEndpoint>,
@@ -60,12 +62,14 @@ impl Supervisor {
     pub(crate) fn new(
         provisioner: Provisioner,
         limits: SessionLimits,
+        guessing: Guessing,
         scan_max_entries: u32,
         serving: watch::Sender<bool>,
     ) -> Self {
         Self {
             provisioner,
             limits,
+            guessing,
             scan_max_entries,
             app_info: Vec::new(),
             custom: Vec::new(),
@@ -240,6 +244,7 @@ impl Supervisor {
             &self.app_info,
             &self.custom,
             self.scan_max_entries,
+            &self.guessing,
         )?;
         Ok(Serve { dispatcher, provisioner: self.provisioner.downgrade() })
     }

@@ -21,7 +21,7 @@ async fn daemon_prints_its_address_provisions_and_stops_on_sigterm() {
     std::fs::write(&scenario, SCENARIO).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wifiprovd"))
         .args(["--listen", "127.0.0.1:0", "--security", "2", "--sec2-username", "wifiprov"])
-        .args(["--sec2-password", "s3cret-pass", "--connect-delay-ms", "10"])
+        .args(["--sec2-password", "s3cret-pass", "--connect-delay-ms", "10", "--show-credentials"])
         .arg("--state-dir")
         .arg(dir.path().join("state"))
         .arg("--scenario")
@@ -92,7 +92,7 @@ fn over_ble_the_daemon_advertises_its_name_and_stops_on_sigterm() {
     let mut command = zoo.command(env!("CARGO_BIN_EXE_wifiprovd"));
     command
         .args(["--transport", "ble", "--ble-adapter", "hci1", "--service-name", "PROV_B1D43E"])
-        .args(["--security", "2", "--sec2-password", "s3cret-pass"])
+        .args(["--security", "2", "--sec2-password", "s3cret-pass", "--show-credentials"])
         .arg("--state-dir")
         .arg(dir.path().join("state"))
         .env("RUST_LOG", "info");

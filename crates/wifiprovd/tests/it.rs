@@ -6,5 +6,7 @@ mod attacks;
 mod binary;
 mod common;
 mod flows;
+mod guessing;
 mod interop;
 mod networks;
+mod secrets;

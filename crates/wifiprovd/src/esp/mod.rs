@@ -23,6 +23,8 @@ use wifiprov_proto::security::DeviceSecurity;
 use wifiprov_proto::version::{AppInfo, ProvInfo, VersionInfo};
 use wifiprov_service::{Provisioner, WeakProvisioner};
 
+use crate::guessing::Guessing;
+
 /// A custom endpoint: its name, and its handler once registered (ESP's "create before start, register after").
 pub type CustomEndpoint = (String, Option<Arc<dyn EndpointHandler>>);
 
@@ -55,6 +57,7 @@ pub fn dispatcher(
     app_info: &[AppInfo],
     custom: &[CustomEndpoint],
     scan_max_entries: u32,
+    guessing: &Guessing,
 ) -> Result<Arc<Dispatcher>, ProtocommError> {
     let weak = provisioner.downgrade();
     let mut app_info = app_info.to_vec();
@@ -67,6 +70,7 @@ pub fn dispatcher(
     }
     let version = VersionInfo { app_info, prov: Some(ProvInfo::for_device(&security)) };
     let mut pc = Protocomm::new(limits);
+    let lockout = guessing.arm(&mut pc);
     pc.add_endpoint(names::PROV_CTRL, Arc::new(ctrl::Ctrl(weak.clone())))?;
     pc.add_endpoint(
         names::PROV_SCAN,
@@ -88,5 +92,9 @@ pub fn dispatcher(
             provisioner.forget_client(client(Some(session)));
         }
     };
-    Ok(Arc::new(Dispatcher::new(pc, Box::new(OsRandom)).on_session_closed(closed)))
+    let dispatcher = guessing.attach(Dispatcher::new(pc, Box::new(OsRandom)).on_session_closed(closed));
+    if let Some(lockout) = lockout {
+        dispatcher.report_lockout(lockout);
+    }
+    Ok(Arc::new(dispatcher))
 }
