@@ -24,6 +24,14 @@ fn transport_error(endpoint: &str, error: BleError) -> TransportError {
             tracing::debug!(%endpoint, error = %source, "the device refused the request");
             TransportError::ConnectionClosed { endpoint }
         }
+        // What HTTP says with 429: the device refuses handshakes for a while after repeated wrong proofs. BLE cannot
+        // carry the wait, so the text says "for now".
+        BleError::Locked { endpoint, .. } => TransportError::Status {
+            endpoint,
+            status: 429,
+            reason: "Too Many Requests".to_owned(),
+            body: b"refuses handshakes for now after repeated wrong proofs; try again later".to_vec(),
+        },
         BleError::Disconnected { endpoint, .. } => TransportError::ConnectionClosed { endpoint },
         BleError::Timeout { endpoint, after, .. } => TransportError::Timeout { endpoint, after },
         other => TransportError::Io { endpoint: endpoint.to_owned(), source: io::Error::other(other) },

@@ -141,6 +141,15 @@ pub enum BleError {
         #[source]
         source: bluer::Error,
     },
+    /// The device refuses handshakes for a while after repeated wrong proofs of possession or passwords (an
+    /// ATT "not authorized" error on the security endpoint; over HTTP the device also says for how long).
+    #[error("{endpoint}: {name} refuses handshakes for now after repeated wrong proofs; try again later")]
+    Locked {
+        /// The device name.
+        name: String,
+        /// The endpoint.
+        endpoint: String,
+    },
     /// The response could not be read back.
     #[error("{endpoint}: cannot read the response from {name}")]
     Read {
@@ -337,6 +346,7 @@ impl BleClient {
         }
         let (name, endpoint) = (self.name.clone(), endpoint.to_owned());
         match step {
+            Step::Write if matches!(error.kind, ErrorKind::NotAuthorized) => BleError::Locked { name, endpoint },
             Step::Write => BleError::Refused { name, endpoint, source: error },
             Step::Read => BleError::Read { name, endpoint, source: error },
         }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use wifiprov_dispatch::{Dispatcher, Request};
-use wifiprov_proto::endpoint::{Peer, SessionId};
+use wifiprov_proto::endpoint::{Peer, ProtocommError, SessionId};
 
 use crate::layout::{DeviceLayout, LayoutError, is_standard_endpoint, read_at_offset};
 use crate::link::Links;
@@ -229,6 +229,11 @@ impl Device {
                     debug!(%endpoint, len, response = response.len(), "answered");
                     links.store(peer, &endpoint, response);
                     Ok(())
+                }
+                Err(ProtocommError::LockedOut { .. }) => {
+                    // The one refusal a client is told about (HTTP: 429). ATT has no room for the wait, so "not
+                    // authorized" stands for it; the link stays, as nothing on it misbehaved.
+                    Err(ReqError::NotAuthorized)
                 }
                 Err(_) => {
                     // Already logged by the dispatcher. Like Bluedroid: an ATT error, then the link goes.

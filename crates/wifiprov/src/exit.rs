@@ -130,6 +130,9 @@ fn transport_error(e: &TransportError) -> Code {
     match e {
         // A protocomm device answers a refused handshake message by closing the connection.
         TransportError::ConnectionClosed { endpoint } if endpoint == names::PROV_SESSION => Code::Security,
+        // Locked out after repeated wrong proofs (wifiprovd's 429): a credentials problem, and the message says
+        // for how long.
+        TransportError::Status { status: 429, .. } => Code::Security,
         TransportError::InvalidTarget { .. } | TransportError::InvalidEndpoint { .. } => Code::Usage,
         _ => Code::Transport,
     }
@@ -176,6 +179,14 @@ mod tests {
         assert_eq!(classify(&classified(Code::NetworkNotFound, "x").context("y")), Code::NetworkNotFound);
         let ble = BleError::NotFound { name: "PROV_1".into(), after: std::time::Duration::from_secs(10) };
         assert_eq!(classify(&anyhow::Error::new(ble).context("cannot reach PROV_1")), Code::Transport);
+        let locked = anyhow::Error::new(ClientError::Transport(TransportError::Status {
+            endpoint: "prov-session".into(),
+            status: 429,
+            reason: "Too Many Requests".into(),
+            body: b"locked for 30 s after repeated wrong proofs of possession or passwords".to_vec(),
+        }));
+        assert_eq!(classify(&locked), Code::Security);
+        assert!(format!("{:#}", locked).contains("429 Too Many Requests: locked for 30 s"), "{locked:#}");
         let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("writing");
         assert!(is_broken_pipe(&pipe));
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use wifiprov_backend::Ssid;
 use wifiprov_manager::networks::{NetworkList, SavedNetwork};
 use wifiprov_manager::{AutoStop, ManagerConfig};
-use wifiprov_proto::endpoint::{HandlerError, SessionId};
+use wifiprov_proto::endpoint::{GuessLimit, HandlerError, SessionId};
 use wifiprov_proto::secret::Password;
 use wifiprov_proto::security::{DeviceSecurity, Sec2Patch, Sec2Verifier, generate_salt_verifier};
 use wifiprov_store::NetworkStore;
@@ -26,6 +26,7 @@ use wifiprov_testkit::process::{Process, Stream};
 use wifiprov_testkit::{FAST_SCENARIO, SeededRandom};
 use wifiprov_transport_ble::{BleConfig, bluer};
 use wifiprovd::frontend::{BleFrontend, Frontend};
+use wifiprovd::guessing::Guessing;
 use wifiprovd::service::{ProvisioningService, ServiceConfig};
 
 const NAME: &str = "PROV_C11B1E";
@@ -39,8 +40,9 @@ const PASSPHRASE: &str = "correct-horse";
 
 fn main() -> ExitCode {
     match harness::role().as_deref() {
-        Some("device") => device_role(false),
-        Some("offline-device") => device_role(true),
+        Some("device") => device_role(false, false),
+        Some("offline-device") => device_role(true, false),
+        Some("strict-device") => device_role(false, true),
         Some(other) => panic!("unknown role {other}"),
         None => harness::run(&[
             ("caps_json", caps_json),
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
             ("custom_endpoint", custom_endpoint),
             ("provision_then_list_networks_from_another_adapter", provision_then_list_networks_from_another_adapter),
             ("wrong_password_is_a_security_failure", wrong_password_is_a_security_failure),
+            ("a_locked_out_device_says_so_over_ble", a_locked_out_device_says_so_over_ble),
             ("provisioning_reopens_over_ble_when_offline", provisioning_reopens_over_ble_when_offline),
             ("no_such_device_is_a_transport_failure", no_such_device_is_a_transport_failure),
         ]),
@@ -116,6 +119,17 @@ fn wrong_password_is_a_security_failure() {
     // The device goes on serving the next client (from another adapter: see the file's documentation).
     let run = bench.wifiprov(2, &[&creds(), &["--ble-adapter", "hci2", "status", "--json"][..]].concat());
     run.expect(0);
+}
+
+fn a_locked_out_device_says_so_over_ble() {
+    // The strict device locks handshakes out after its first wrong proof (see [`device_role`]).
+    let bench = Bench::start_role(3, "strict-device");
+    let run = bench.wifiprov(0, &["--sec2-username", USER, "--sec2-password", "wrong-password", "status"]);
+    run.expect(4);
+    let run = bench.wifiprov(2, &[&creds(), &["--ble-adapter", "hci2", "status"][..]].concat());
+    run.expect(4);
+    assert!(run.stderr.contains("refuses handshakes for now after repeated wrong proofs"), "{run}");
+    assert!(bench.device.output(Stream::Stderr).contains("refusing handshakes for 600 s"), "{run}");
 }
 
 fn provisioning_reopens_over_ble_when_offline() {
@@ -288,8 +302,9 @@ fn wifiprov(zoo: &Bluezoo, args: &[&str]) -> Output {
 
 /// wifiprovd's provisioning service over BLE on [`DEVICE_ADAPTER`], until the test closes stdin. Provisioning
 /// stays open after success, so that a second client can list the saved networks. `offline`: a saved network
-/// that is out of range, provisioning only as the connection policy's fallback, and ESP's auto-stop.
-fn device_role(offline: bool) -> ExitCode {
+/// that is out of range, provisioning only as the connection policy's fallback, and ESP's auto-stop. `strict`:
+/// the first wrong proof locks handshakes out for 10 minutes.
+fn device_role(offline: bool, strict: bool) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -305,7 +320,12 @@ fn device_role(offline: bool) -> ExitCode {
             // Provisioning stays open after success, so that a second client can list the saved networks.
             manager.auto_stop = AutoStop::Disabled;
         }
-        let config = ServiceConfig { manager, ..ServiceConfig::default() };
+        let mut config = ServiceConfig { manager, ..ServiceConfig::default() };
+        if strict {
+            let wait = Duration::from_secs(600);
+            let limit = GuessLimit { free_failures: 1, backoff: wait, max_backoff: wait };
+            config.guessing = Guessing::in_memory(limit);
+        }
         let store = NetworkStore::open(state_dir.path());
         if offline {
             let away = SavedNetwork::open(Ssid::try_from("out-of-range").unwrap());

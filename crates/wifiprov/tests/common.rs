@@ -102,7 +102,7 @@ impl Daemon {
         let state_dir = tempfile::tempdir().unwrap();
         // Every run of the binary is a new client with its own session; each run that completes its handshake takes
         // the place of one whose client left, so the default table holds any number of runs in a row.
-        let config = ServiceConfig { manager, sessions: SessionLimits::default() };
+        let config = ServiceConfig { manager, sessions: SessionLimits::default(), ..ServiceConfig::default() };
         let service = ProvisioningService::new(config, Arc::new(radio), NetworkStore::open(state_dir.path())).unwrap();
         if custom {
             service.create_endpoint("custom-data").await.unwrap();
