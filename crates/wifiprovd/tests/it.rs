@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
 mod attacks;
+mod bad_input;
 mod binary;
 mod common;
 mod flows;
