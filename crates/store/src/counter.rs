@@ -73,7 +73,7 @@ impl Counter {
             Err(DirProblem::Untrusted(err) | DirProblem::Missing(err) | DirProblem::Loose(err)) => return Err(err),
         }
         let Some((file, metadata)) = files::open_regular(&self.path, uid)? else { return Ok(0) };
-        let bytes = files::read_limited(&self.path, file, &metadata, MAX_FILE_LEN)?;
+        let bytes = files::read_limited(&self.path, &file, &metadata, MAX_FILE_LEN)?;
         decode(&self.name, &bytes).map_err(|reason| StoreError::Corrupt { path: self.path.clone(), reason })
     }
 

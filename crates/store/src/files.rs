@@ -90,7 +90,7 @@ pub(crate) fn open_checked(path: &Path, uid: u32) -> Result<Option<(File, Metada
 /// [`CorruptReason::TooLarge`] (the error names `path`).
 pub(crate) fn read_limited(
     path: &Path,
-    file: File,
+    file: &File,
     metadata: &Metadata,
     max: u64,
 ) -> Result<Zeroizing<Vec<u8>>, StoreError> {

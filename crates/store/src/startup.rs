@@ -88,11 +88,7 @@ impl NetworkStore {
             refuse = self.check_temp(uid).err();
         }
 
-        let loaded = self.read(uid, Repair::Yes).and_then(|bytes| match bytes {
-            Some(bytes) => self.decode(&bytes),
-            None => Ok(NetworkList::new()),
-        });
-        let networks = match (loaded, refuse) {
+        let networks = match (self.load_at_start(uid), refuse) {
             (Ok(list), None) => list,
             (Ok(list), Some(error)) => return (list, StartStatus::Refused(error)),
             (Err(StoreError::Corrupt { path, reason }), None) if quarantinable(&reason) => {

@@ -1,5 +1,6 @@
 //! The store: one file in one directory, replaced atomically on every save.
 
+use std::fs::{File, Metadata, Permissions};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,13 @@ use crate::format;
 
 /// How many `<name>.corrupt-<n>` names [`NetworkStore::quarantine_corrupt`] tries before giving up.
 pub(crate) const MAX_QUARANTINED: u32 = 1000;
+
+/// The list file, opened by the rules, and what it holds.
+struct Opened {
+    file: File,
+    metadata: Metadata,
+    bytes: Zeroizing<Vec<u8>>,
+}
 
 /// Whether the store writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +88,17 @@ impl NetworkStore {
             Ok(DirState::Absent) => return Ok(self.empty()),
             Err(DirProblem::Untrusted(err) | DirProblem::Missing(err) | DirProblem::Loose(err)) => return Err(err),
         }
-        let Some(bytes) = self.read(uid, Repair::No)? else { return Ok(self.empty()) };
-        self.decode(&bytes)
+        let Some(Opened { metadata, bytes, .. }) = self.open_list(uid)? else { return Ok(self.empty()) };
+        let list = self.decode(&bytes)?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %self.path.display(),
+                mode = format_args!("{mode:o}"),
+                "saved-network file is readable by other users; the next save sets mode 600"
+            );
+        }
+        Ok(list)
     }
 
     fn empty(&self) -> NetworkList {
@@ -115,7 +132,7 @@ impl NetworkStore {
     /// and checked again first, and a valid list is refused with [`StoreError::NotCorrupt`], anything else with
     /// the error [`load`](Self::load) gives.
     pub fn quarantine_corrupt(&self) -> Result<PathBuf, StoreError> {
-        let bytes = self.read(files::euid(), Repair::No)?.ok_or_else(|| StoreError::Io {
+        let bytes = self.read(files::euid())?.ok_or_else(|| StoreError::Io {
             op: IoOp::MoveAside,
             path: self.path.clone(),
             source: io::ErrorKind::NotFound.into(),
@@ -151,29 +168,43 @@ impl NetworkStore {
         ))
     }
 
-    /// The file's bytes, or `None` if it does not exist. A file over the size limit is corrupt. With
-    /// [`Repair::Yes`], a file open to other users loses their permissions (on the open handle).
-    pub(crate) fn read(&self, uid: u32, repair: Repair) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+    /// The file, opened by the rules, and its bytes; `None` if it does not exist. A file over the size limit is
+    /// corrupt.
+    fn open_list(&self, uid: u32) -> Result<Option<Opened>, StoreError> {
         let Some((file, metadata)) = files::open_regular(&self.path, uid)? else { return Ok(None) };
+        let bytes = files::read_limited(&self.path, &file, &metadata, format::MAX_FILE_LEN)?;
+        Ok(Some(Opened { file, metadata, bytes }))
+    }
+
+    /// The file's bytes, or `None` if it does not exist. Changes nothing.
+    fn read(&self, uid: u32) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        Ok(self.open_list(uid)?.map(|opened| opened.bytes))
+    }
+
+    /// The list as [`start`](Self::start) loads it: when the file is used and open to other users, their
+    /// permissions are removed (on the open handle) and that is logged at warn. A file that is not used is not
+    /// changed.
+    pub(crate) fn load_at_start(&self, uid: u32) -> Result<NetworkList, StoreError> {
+        let Some(Opened { file, metadata, bytes }) = self.open_list(uid)? else { return Ok(NetworkList::new()) };
+        let list = self.decode(&bytes)?;
         let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            let tightened = repair == Repair::Yes
-                && file.set_permissions(std::fs::Permissions::from_mode(files::FILE_MODE)).is_ok();
-            if tightened {
-                tracing::warn!(
+            match file.set_permissions(Permissions::from_mode(files::FILE_MODE)) {
+                Ok(()) => tracing::warn!(
                     path = %self.path.display(),
                     was = format_args!("{mode:o}"),
                     "saved-network file was readable by other users; set its mode to 600"
-                );
-            } else {
-                tracing::warn!(
+                ),
+                Err(error) => tracing::warn!(
                     path = %self.path.display(),
                     mode = format_args!("{mode:o}"),
-                    "saved-network file is readable by other users; the next save sets mode 600"
-                );
+                    %error,
+                    "saved-network file is readable by other users and its mode cannot be changed; the next save \
+                     writes it with mode 600"
+                ),
             }
         }
-        files::read_limited(&self.path, file, &metadata, format::MAX_FILE_LEN).map(Some)
+        Ok(list)
     }
 
     /// [`save`](Self::save) with a hook called after each step, which may inject a failure or a crash.

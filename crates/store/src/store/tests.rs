@@ -247,6 +247,10 @@ fn logs_and_errors_never_contain_a_passphrase() {
         .with_writer(move || sink.clone())
         .finish();
     let mut reports = String::new();
+    // With a single dispatcher registered, tracing computes a call site's interest from the default of whichever
+    // thread registers it first: a test on another thread (with no subscriber) would turn this one's events off.
+    // A second registered dispatcher makes it combine every dispatcher's interest instead.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     tracing::subscriber::with_default(subscriber, || {
         let tmp = tempfile::tempdir().expect("temp dir");
         let store = store_in(&tmp);
