@@ -46,7 +46,9 @@ pub enum Action {
     Disconnect,
     /// Scan; report with [`crate::Manager::handle_scan_result`].
     Scan(ScanParams),
-    /// Write this saved-network list to storage, replacing the stored one.
+    /// Write this saved-network list to storage, replacing the stored one; report how it ended with
+    /// [`crate::Manager::handle_networks_written`] and the [`crate::Manager::networks_revision`] it carries (a
+    /// list superseded before it was written may be skipped: the report of a later revision covers it).
     SaveNetworks(NetworkList),
     /// Tear the provisioning transport down: the service has ended.
     StopService,
@@ -67,6 +69,19 @@ pub enum FailReason {
     AuthError,
     /// The network was not found.
     NetworkNotFound,
+    /// The network was joined, but could not be saved (storage failed or refuses writes): the device would
+    /// forget it at the next start, so the attempt fails, the device leaves the network and the saved networks
+    /// are as before.
+    NotSaved,
+}
+
+/// How a write of the saved networks ([`Action::SaveNetworks`]) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The list is on storage and survives a restart.
+    Written,
+    /// The list could not be written; storage holds an older one.
+    Failed,
 }
 
 /// Manager lifecycle events (ESP's `WIFI_PROV_*` events), delivered in order.

@@ -18,7 +18,7 @@ mod policy;
 mod requests;
 mod saved;
 
-pub use action::{Action, AttemptId, Credentials, Event, FailReason};
+pub use action::{Action, AttemptId, Credentials, Event, FailReason, WriteOutcome};
 pub use client::{ClientId, ProvisioningStatus, RequestError};
 pub use config::{AutoStop, ManagerConfig, PolicyConfig, SystemClock, WallClock};
 pub use manager::{Manager, ManagerError, ProvState, WifiState};

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use wifiprov_backend::{AccessPoint, BackendError, ConnectError, LinkEvent, LinkInfo};
 
-use crate::action::{Action, AttemptId, Credentials, Event, FailReason};
+use crate::action::{Action, AttemptId, Credentials, Event, FailReason, WriteOutcome};
 use crate::client::ClientId;
 use crate::config::{AutoStop, ManagerConfig};
 use crate::networks::NetworkList;
@@ -18,9 +18,9 @@ pub enum ProvState {
     Idle,
     /// Serving, waiting for credentials.
     Started,
-    /// Credentials applied; connecting.
+    /// Credentials applied; connecting, then saving the network that was joined.
     CredRecv,
-    /// Connected with the received credentials.
+    /// Connected with the received credentials, and the network saved.
     Success,
     /// Connecting with the received credentials failed; waiting for a reset or new credentials.
     Fail,
@@ -65,6 +65,23 @@ pub(crate) struct ScanState {
     pub(crate) results: Vec<AccessPoint>,
 }
 
+/// How long the provisioned network may take to reach storage before the attempt counts as failed (the service
+/// gives a saved-network change as long).
+const SAVE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The save a joined provisioning attempt waits for: it succeeds only once its network is on storage.
+#[derive(Debug)]
+pub(crate) struct Saving {
+    /// The first revision that carries the network.
+    revision: u64,
+    /// The list before it, put back when the save fails.
+    before: NetworkList,
+    /// The link the attempt joined, announced with the success.
+    link: LinkInfo,
+    /// When the save counts as failed.
+    deadline: Instant,
+}
+
 #[derive(Debug, Default)]
 struct Timers {
     connect: Option<Instant>,
@@ -84,6 +101,8 @@ pub struct Manager {
     pub(crate) applied: Option<Credentials>,
     /// The client whose credentials the provisioning attempt uses: the only one told its failure.
     pub(crate) owner: Option<ClientId>,
+    /// The provisioning attempt joined its network and waits for it to be saved (state `CredRecv`).
+    pub(crate) saving: Option<Saving>,
     attempts: u32,
     last_reason: FailReason,
     pub(crate) scan: ScanState,
@@ -123,6 +142,7 @@ impl Manager {
             pending: Pending::default(),
             applied: None,
             owner: None,
+            saving: None,
             attempts: 0,
             last_reason: FailReason::AuthError,
             scan: ScanState::default(),
@@ -163,6 +183,30 @@ impl Manager {
         self.networks_revision
     }
 
+    /// How the write of the saved networks up to `revision` ended (see [`Action::SaveNetworks`]). A provisioning
+    /// attempt that joined its network succeeds once the network is written ([`Event::CredSuccess`]), and fails
+    /// with [`FailReason::NotSaved`] when it could not be: a client is never told "connected" for a network the
+    /// device would forget at its next start.
+    pub fn handle_networks_written(&mut self, now: Instant, revision: u64, outcome: WriteOutcome) {
+        let Some(saving) = &self.saving else { return };
+        if revision < saving.revision {
+            return;
+        }
+        if self.state != ProvState::CredRecv {
+            self.saving = None;
+            return;
+        }
+        match outcome {
+            WriteOutcome::Written => self.provisioning_saved(now),
+            WriteOutcome::Failed => self.provisioning_not_saved(now),
+        }
+    }
+
+    /// A provisioning attempt is connecting (not only waiting for its network to be saved): it owns the radio.
+    pub(crate) fn provisioning_connecting(&self) -> bool {
+        self.state == ProvState::CredRecv && self.saving.is_none()
+    }
+
     /// Starts serving. Allowed only when idle; like ESP it also starts on a provisioned device, and leaves
     /// the current network so the new credentials are tried on a clean radio.
     pub fn start(&mut self) -> Result<(), ManagerError> {
@@ -188,6 +232,7 @@ impl Manager {
         self.pending.clear();
         self.applied = None;
         self.owner = None;
+        self.saving = None;
         self.attempts = 0;
         self.timers.connect = None;
         self.timers.auto_stop = None;
@@ -225,6 +270,7 @@ impl Manager {
         self.scan = ScanState::default();
         self.pending.clear();
         self.owner = None;
+        self.saving = None;
         self.actions.push_back(Action::StopService);
         self.events.push_back(Event::End);
     }
@@ -321,19 +367,47 @@ impl Manager {
         }
     }
 
-    /// The provisioning attempt (ApplyConfig) joined its network.
+    /// The provisioning attempt (ApplyConfig) joined its network: it succeeds once the network is saved.
     pub(crate) fn provisioning_joined(&mut self, now: Instant, link: &LinkInfo) {
         if self.state != ProvState::CredRecv {
             return;
         }
-        self.state = ProvState::Success;
-        if let Some(credentials) = self.applied.clone() {
-            self.save_provisioned(&credentials, link);
+        let before = self.networks.clone();
+        match self.applied.clone().and_then(|credentials| self.save_provisioned(&credentials, link)) {
+            Some(revision) => {
+                tracing::info!(ssid = %link.ssid, revision, "joined; saving the network before reporting success");
+                self.saving = Some(Saving { revision, before, link: link.clone(), deadline: now + SAVE_LIMIT });
+            }
+            None => {
+                // Nothing was handed out for saving; undo whatever making room did.
+                self.networks = before;
+                self.fail(now, FailReason::NotSaved);
+            }
         }
-        self.events.push_back(Event::CredSuccess(link.clone()));
+    }
+
+    /// The provisioned network is on storage: the attempt succeeded.
+    fn provisioning_saved(&mut self, now: Instant) {
+        let Some(saving) = self.saving.take() else { return };
+        self.state = ProvState::Success;
+        self.events.push_back(Event::CredSuccess(saving.link));
         if let AutoStop::After { timeout } = self.config.auto_stop {
             self.timers.auto_stop = Some(now + timeout);
         }
+    }
+
+    /// The provisioned network could not be saved: the attempt failed. When nothing else changed the list since,
+    /// it goes back to what storage holds.
+    fn provisioning_not_saved(&mut self, now: Instant) {
+        let Some(saving) = self.saving.take() else { return };
+        tracing::warn!(
+            ssid = %saving.link.ssid,
+            "the joined network could not be saved; the provisioning attempt fails and the device leaves it"
+        );
+        if self.networks_revision == saving.revision {
+            self.networks = saving.before;
+        }
+        self.fail(now, FailReason::NotSaved);
     }
 
     /// The provisioning attempt (ApplyConfig) failed once.
@@ -445,10 +519,16 @@ impl Manager {
 
     /// The earliest deadline at which [`Manager::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.connect, self.timers.auto_stop, self.timers.cleanup, self.station.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.connect,
+            self.timers.auto_stop,
+            self.timers.cleanup,
+            self.saving.as_ref().map(|saving| saving.deadline),
+            self.station.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Fires every timer due at `now`.
@@ -459,6 +539,10 @@ impl Manager {
                 let request = credentials.connect_request();
                 self.issue_connect(request, Purpose::Provisioning, None);
             }
+        }
+        if self.saving.as_ref().is_some_and(|saving| saving.deadline <= now) {
+            tracing::warn!(limit = ?SAVE_LIMIT, "the joined network was not saved in time");
+            self.provisioning_not_saved(now);
         }
         self.handle_policy_timeout(now);
         if self.timers.auto_stop.is_some_and(|t| t <= now) {

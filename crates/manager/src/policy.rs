@@ -215,7 +215,7 @@ impl Manager {
     }
 
     pub(crate) fn link_lost(&mut self, now: Instant) {
-        if self.state == ProvState::CredRecv {
+        if self.provisioning_connecting() {
             // The provisioning attempt owns the radio and retries on its own.
             return;
         }
@@ -227,7 +227,7 @@ impl Manager {
 
     /// Starts a round through the saved networks, unless something with precedence holds the radio.
     pub(crate) fn begin_round(&mut self, now: Instant) {
-        if self.state == ProvState::CredRecv || self.station.in_flight.is_some() {
+        if self.provisioning_connecting() || self.station.in_flight.is_some() {
             return;
         }
         self.station.next_round = None;
@@ -297,19 +297,22 @@ impl Manager {
         }
     }
 
-    /// Saves the network a provisioning attempt joined at priority 0. A full list makes room by dropping its
-    /// lowest-priority network: the network that just worked is the one the user wants kept.
-    pub(crate) fn save_provisioned(&mut self, credentials: &Credentials, link: &LinkInfo) {
+    /// Saves the network a provisioning attempt joined at priority 0, and returns the revision that carries it
+    /// (`None` when it cannot be saved). A full list makes room by dropping its lowest-priority network: the
+    /// network that just worked is the one the user wants kept. A passphrase given for a network that turned out
+    /// to be open is not kept: it was not used.
+    pub(crate) fn save_provisioned(&mut self, credentials: &Credentials, link: &LinkInfo) -> Option<u64> {
         let security = NetworkSecurity::from_auth_mode(link.auth).unwrap_or(if credentials.passphrase.is_some() {
             NetworkSecurity::WpaPsk
         } else {
             NetworkSecurity::Open
         });
-        let network = match SavedNetwork::new(credentials.ssid.clone(), security, credentials.passphrase.clone()) {
+        let passphrase = if security == NetworkSecurity::Open { None } else { credentials.passphrase.clone() };
+        let network = match SavedNetwork::new(credentials.ssid.clone(), security, passphrase) {
             Ok(network) => network,
             Err(error) => {
                 tracing::warn!(ssid = %credentials.ssid, %error, "joined network cannot be saved");
-                return;
+                return None;
             }
         };
         let network = network.with_last_result(Some(self.last_result(ConnectOutcome::Connected)));
@@ -321,8 +324,14 @@ impl Manager {
             let _ = self.networks.remove(&last);
         }
         match self.networks.add_or_update(network, Some(0)) {
-            Ok(_) => self.networks_changed(),
-            Err(error) => tracing::warn!(ssid = %credentials.ssid, %error, "joined network not saved"),
+            Ok(_) => {
+                self.networks_changed();
+                Some(self.networks_revision)
+            }
+            Err(error) => {
+                tracing::warn!(ssid = %credentials.ssid, %error, "joined network not saved");
+                None
+            }
         }
     }
 

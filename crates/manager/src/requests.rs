@@ -6,10 +6,10 @@
 //! - One provisioning attempt runs at a time. An apply while one runs is refused ([`RequestError::Busy`]);
 //!   new credentials are refused while an attempt runs or after it succeeded, as on ESP.
 //! - Status: the client that applied the credentials sees its attempt (connecting with the attempts left,
-//!   connected, failed). A client holding credentials of its own that it has not applied sees only the station
-//!   (connecting, connected, or not), so another client's failure never reads as its own. A client that set
-//!   nothing (an observer, such as a later run of a command-line client) sees the device as ESP reports it, the
-//!   last attempt's failure included.
+//!   connected once the network is joined *and saved*, failed, also when it could not be saved). A client
+//!   holding credentials of its own that it has not applied sees only the station (connecting, connected, or
+//!   not), so another client's failure never reads as its own. A client that set nothing (an observer, such as a
+//!   later run of a command-line client) sees the device as ESP reports it, the last attempt's failure included.
 
 use std::time::Instant;
 
@@ -63,6 +63,10 @@ impl Manager {
             (ProvState::Idle, _) => ProvisioningStatus::NotServing,
             // The failure stands until a reset, whatever the policy does with the radio meanwhile.
             (ProvState::Fail, _) if told => ProvisioningStatus::Failed(self.fail_reason()),
+            // Joined, but not saved yet: not a success until it would survive a restart.
+            (ProvState::CredRecv, _) if told && self.saving.is_some() => {
+                ProvisioningStatus::Connecting { attempts_remaining: None }
+            }
             (ProvState::CredRecv, WifiState::Connecting { attempts_remaining }) if told => {
                 ProvisioningStatus::Connecting { attempts_remaining: *attempts_remaining }
             }

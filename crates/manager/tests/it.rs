@@ -11,7 +11,7 @@ use wifiprov_backend::{
 };
 use wifiprov_manager::{
     Action, AttemptId, AutoStop, ClientId, Credentials, Event, FailReason, Manager, ManagerConfig, ManagerError,
-    ProvState, ProvisioningStatus, RequestError, WifiState,
+    ProvState, ProvisioningStatus, RequestError, WifiState, WriteOutcome,
 };
 
 /// The client of most tests.
@@ -86,10 +86,15 @@ fn success_persists_reports_and_auto_stops() {
     assert_eq!(request.ssid.as_bytes(), b"home");
 
     m.handle_connect_result(t1, id, Ok(link("home")));
-    assert_eq!(m.state(), ProvState::Success);
-    // The network that worked is saved at the top of the list.
+    // The network that worked is saved at the top of the list; the attempt succeeds once that is on storage.
     assert!(matches!(actions(&mut m).as_slice(), [Action::SaveNetworks(list)]
         if list.get_at(0).is_some_and(|n| n.ssid().as_bytes() == b"home")));
+    assert_eq!(m.state(), ProvState::CredRecv);
+    assert_eq!(status(&mut m, t1), ProvisioningStatus::Connecting { attempts_remaining: None });
+    let mut seen = events(&mut m);
+    assert!(!seen.iter().any(|e| matches!(e, Event::CredSuccess(_))), "no success before the write");
+    m.handle_networks_written(t1, m.networks_revision(), WriteOutcome::Written);
+    assert_eq!(m.state(), ProvState::Success);
     // Auto-stop is armed at 30 s; the first Connected report brings it forward to the cleanup delay.
     assert_eq!(m.poll_timeout(), Some(t1 + Duration::from_secs(30)));
     // Another client seeing the success does not end provisioning; the one that applied does.
@@ -102,7 +107,8 @@ fn success_persists_reports_and_auto_stops() {
     m.handle_timeout(t1 + Duration::from_secs(1));
     assert_eq!(m.state(), ProvState::Idle);
     assert!(matches!(actions(&mut m).as_slice(), [Action::StopService]));
-    let kinds: Vec<_> = events(&mut m)
+    seen.extend(events(&mut m));
+    let kinds: Vec<_> = seen
         .into_iter()
         .map(|e| match e {
             Event::Init => "Init",
@@ -116,6 +122,68 @@ fn success_persists_reports_and_auto_stops() {
         .filter(|k| *k != "other")
         .collect();
     assert_eq!(kinds, ["Init", "Start", "SetStaConfig", "CredRecv", "CredSuccess", "End"]);
+}
+
+/// Joined the network of ALICE's credentials; the save is handed out and not reported yet.
+fn joined_and_saving(config: ManagerConfig) -> (Manager, Instant, u64) {
+    let (mut m, t0) = applied(config, "correct-horse");
+    m.handle_timeout(t0 + Duration::from_secs(1));
+    let (id, _) = attempt(&mut m);
+    let t1 = t0 + Duration::from_secs(1);
+    m.handle_connect_result(t1, id, Ok(link("home")));
+    assert!(actions(&mut m).iter().any(|a| matches!(a, Action::SaveNetworks(_))));
+    events(&mut m);
+    let revision = m.networks_revision();
+    (m, t1, revision)
+}
+
+#[test]
+fn a_network_that_cannot_be_saved_fails_the_attempt() {
+    let (mut m, t1, revision) = joined_and_saving(ManagerConfig::default());
+    assert_eq!(m.networks().len(), 1);
+    // An older revision's outcome says nothing about this one.
+    m.handle_networks_written(t1, revision - 1, WriteOutcome::Failed);
+    assert_eq!(m.state(), ProvState::CredRecv);
+    m.handle_networks_written(t1, revision, WriteOutcome::Failed);
+    assert_eq!(m.state(), ProvState::Fail);
+    assert_eq!(status(&mut m, t1), ProvisioningStatus::Failed(FailReason::NotSaved));
+    // An observer sees the failure too; nobody is ever told "connected".
+    assert_eq!(m.provisioning_status(ClientId(9), t1), ProvisioningStatus::Failed(FailReason::NotSaved));
+    assert_eq!(events(&mut m), [Event::CredFail(FailReason::NotSaved)]);
+    // The device leaves the network, and the list is back to what storage holds: nothing to rejoin.
+    assert!(matches!(actions(&mut m).as_slice(), [Action::Disconnect]));
+    assert_eq!(*m.wifi(), WifiState::Disconnected);
+    assert!(m.networks().is_empty());
+    // The client can try again.
+    m.set_credentials(ALICE, credentials("home", "correct-horse")).unwrap();
+    assert_eq!(m.state(), ProvState::Started);
+}
+
+#[test]
+fn a_save_that_takes_too_long_fails_the_attempt() {
+    let (mut m, t1, revision) = joined_and_saving(ManagerConfig::default());
+    let limit = m.poll_timeout().unwrap();
+    assert_eq!(limit, t1 + Duration::from_secs(10));
+    m.handle_timeout(limit - Duration::from_millis(1));
+    assert_eq!(m.state(), ProvState::CredRecv);
+    m.handle_timeout(limit);
+    assert_eq!(status(&mut m, limit), ProvisioningStatus::Failed(FailReason::NotSaved));
+    // A late success changes nothing.
+    m.handle_networks_written(limit, revision, WriteOutcome::Written);
+    assert_eq!(m.state(), ProvState::Fail);
+}
+
+#[test]
+fn a_lost_link_while_saving_is_rejoined_and_the_save_still_counts() {
+    let (mut m, t1, revision) = joined_and_saving(ManagerConfig::default());
+    m.handle_link_event(t1, LinkEvent::LinkLost { reason: wifiprov_backend::DisconnectReason::BEACON_TIMEOUT });
+    // The network is in the list: the policy rejoins it rather than leaving the station offline.
+    let (id, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"home");
+    m.handle_networks_written(t1, revision, WriteOutcome::Written);
+    assert_eq!(m.state(), ProvState::Success);
+    m.handle_connect_result(t1, id, Ok(link("home")));
+    assert!(matches!(status(&mut m, t1), ProvisioningStatus::Connected(_)));
 }
 
 #[test]
@@ -263,6 +331,7 @@ fn reprovision_needs_auto_stop_disabled() {
     m.handle_timeout(t0 + Duration::from_secs(1));
     let (id, _) = attempt(&mut m);
     m.handle_connect_result(t0 + Duration::from_secs(1), id, Ok(link("home")));
+    m.handle_networks_written(t0, m.networks_revision(), WriteOutcome::Written);
     status(&mut m, t0);
     assert_eq!(m.state(), ProvState::Success, "no auto-stop");
     events(&mut m);

@@ -11,7 +11,7 @@ use wifiprov_backend::{LinkInfo, ScanParams, Ssid, WifiBackend};
 use wifiprov_manager::networks::{ListedNetwork, NetworkList, SavedNetwork};
 use wifiprov_manager::{
     Action, AddNetwork, ClientId, ConnectNetwork, Credentials, Event, JoinFirst, Manager, ManagerConfig, ManagerError,
-    ProvState, ProvisioningStatus, RequestError, RequestId, RequestOutcome, WifiState,
+    ProvState, ProvisioningStatus, RequestError, RequestId, RequestOutcome, WifiState, WriteOutcome,
 };
 use wifiprov_store::NetworkStore;
 
@@ -84,7 +84,7 @@ enum JoinReply {
 /// An answer waiting until a list revision is on disk: called with whether it got there.
 struct Durable {
     revision: u64,
-    finish: Box<dyn FnOnce(bool) + Send>,
+    finish: Box<dyn FnOnce(WriteOutcome) + Send>,
 }
 
 /// Callers waiting for something the manager will report.
@@ -143,7 +143,7 @@ pub(crate) fn spawn(
         backlog: std::collections::VecDeque::new(),
         radio,
         to_write,
-        written: Written { revision: 0, ok: true },
+        written: Written { revision: 0, outcome: WriteOutcome::Written },
         events,
         state,
         requests,
@@ -180,7 +180,11 @@ impl Actor {
                     RadioOutcome::Connected(attempt, result) => self.manager.handle_connect_result(now(), attempt, result),
                     RadioOutcome::Scanned(result) => self.manager.handle_scan_result(result),
                 },
-                Some(done) = written.recv() => self.written = done,
+                Some(done) = written.recv() => {
+                    self.written = done;
+                    // The provisioning attempt waits for its network to be written as well.
+                    self.manager.handle_networks_written(now(), done.revision, done.outcome);
+                }
                 event = link_events.recv() => match event {
                     Ok(event) => self.manager.handle_link_event(now(), event),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -277,7 +281,7 @@ impl Actor {
             std::mem::take(&mut self.waiting.writes).into_iter().partition(|d| written.revision >= d.revision);
         self.waiting.writes = waiting;
         for durable in done {
-            (durable.finish)(written.ok);
+            (durable.finish)(written.outcome);
         }
     }
 
@@ -316,8 +320,11 @@ impl Actor {
             let _ = reply.send(result);
             return;
         }
-        let finish = Box::new(move |ok: bool| {
-            let _ = reply.send(if ok { result } else { Err(NetworksFailure::NotPersisted) });
+        let finish = Box::new(move |outcome| {
+            let _ = reply.send(match outcome {
+                WriteOutcome::Written => result,
+                WriteOutcome::Failed => Err(NetworksFailure::NotPersisted),
+            });
         });
         self.waiting.writes.push(Durable { revision, finish });
     }
@@ -350,8 +357,8 @@ impl Actor {
                 let _ = reply.send(self.manager.wifi().clone());
             }
             Command::Flush(reply) => {
-                let finish = Box::new(move |ok: bool| {
-                    let _ = reply.send(ok);
+                let finish = Box::new(move |outcome| {
+                    let _ = reply.send(outcome == WriteOutcome::Written);
                 });
                 self.waiting.writes.push(Durable { revision: self.manager.networks_revision(), finish });
             }

@@ -10,7 +10,7 @@ use wifiprov_manager::{
     ClientId, Credentials, Event, JoinFirst, ManagerConfig, ManagerError, NetworksError, ProvState, ProvisioningStatus,
     RequestError, WifiState,
 };
-use wifiprov_store::{NetworkStore, StoreError};
+use wifiprov_store::{NetworkStore, StartStatus, StoreError};
 
 use crate::actor::{self, Command};
 
@@ -29,8 +29,8 @@ const QUEUE: usize = 256;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServiceError {
-    /// The saved networks could not be read (a corrupt file is moved aside instead; this is for an unreadable
-    /// directory and the like).
+    /// The saved networks could not be read. No longer returned by [`Provisioner::spawn`], which comes up on
+    /// whatever the store holds; kept for callers that match on it.
     #[error("saved-network store")]
     Store(#[from] StoreError),
 }
@@ -162,15 +162,18 @@ impl Provisioner {
     /// manager's, the radio queue's and the store writer's. Emits [`Event::Init`]. Must be called inside a tokio
     /// runtime. The daemon receives [`ServiceRequest`]s on the returned channel and runs the front-ends.
     ///
-    /// A corrupt store file is moved aside (never deleted) and logged as an error, and the service starts with
-    /// no saved network, so that a damaged file cannot keep the device from being provisioned. Other store
-    /// failures (an unreadable directory) are returned.
+    /// Whatever the store's directory holds, the service comes up ([`NetworkStore::start`], whose rules the
+    /// store's crate docs give), so that a damaged, tampered or read-only state can never keep the device from
+    /// being provisioned: a corrupt file is moved aside, anything else wrong is left exactly as it is, and the one
+    /// problem is logged once as an error. A change that cannot be written is then answered as a failure (a
+    /// provisioning attempt fails with [`wifiprov_manager::FailReason::NotSaved`], a saved-network change with
+    /// [`NetworksFailure::NotPersisted`]), never as a success. Never returns an error today.
     pub fn spawn(
         config: ManagerConfig,
         backend: Arc<dyn WifiBackend>,
         store: NetworkStore,
     ) -> Result<(Self, mpsc::UnboundedReceiver<ServiceRequest>), ServiceError> {
-        let networks = load_networks(&store)?;
+        let (store, networks) = start_store(store);
         if !networks.is_empty() {
             tracing::info!(saved = networks.len(), path = %store.path().display(), "loaded saved networks");
         }
@@ -383,18 +386,36 @@ impl Provisioner {
     }
 }
 
-fn load_networks(store: &NetworkStore) -> Result<NetworkList, ServiceError> {
-    match store.load() {
-        Ok(list) => Ok(list),
-        Err(error @ StoreError::Corrupt { .. }) => {
-            let moved = store.quarantine_corrupt()?;
-            tracing::error!(
-                error = %wifiprov_proto::ErrorChain(&error),
-                moved_to = %moved.display(),
-                "saved-network file is corrupt; moved it aside and starting with no saved network"
-            );
-            Ok(NetworkList::new())
+/// Starts the store, logging its one problem (if any) as one error line.
+fn start_store(store: NetworkStore) -> (NetworkStore, NetworkList) {
+    let started = store.start();
+    let dir = started.store.dir().display().to_string();
+    let saved = started.networks.len();
+    match &started.status {
+        StartStatus::Quarantined { error, moved_to } => tracing::error!(
+            error = %wifiprov_proto::ErrorChain(error),
+            moved_to = %moved_to.display(),
+            "saved-network file is corrupt; moved it aside and starting with no saved network"
+        ),
+        StartStatus::NotWritable(error) => tracing::error!(
+            error = %wifiprov_proto::ErrorChain(error),
+            %dir,
+            saved,
+            "the state directory cannot be written; changes to the saved networks will be answered as failures"
+        ),
+        StartStatus::Refused(error) => tracing::error!(
+            error = %wifiprov_proto::ErrorChain(error),
+            %dir,
+            saved,
+            "the saved-network state was left as found and nothing will be saved there until it is fixed and \
+             wifiprovd restarted; changes will be answered as failures"
+        ),
+        StartStatus::Ready => {}
+        other => {
+            if let Some(error) = other.error() {
+                tracing::error!(error = %wifiprov_proto::ErrorChain(error), %dir, saved, "saved-network state");
+            }
         }
-        Err(error) => Err(error.into()),
     }
+    (started.store, started.networks)
 }

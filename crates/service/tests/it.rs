@@ -12,8 +12,10 @@ use wifiprov_backend::{
 };
 use wifiprov_backend_sim::SimRadio;
 use wifiprov_manager::networks::{NetworkList, NetworkSecurity, SavedNetwork};
-use wifiprov_manager::{ClientId, Credentials, JoinFirst, ManagerConfig, ProvisioningStatus, RequestError, WifiState};
-use wifiprov_service::Provisioner;
+use wifiprov_manager::{
+    ClientId, Credentials, Event, FailReason, JoinFirst, ManagerConfig, ProvisioningStatus, RequestError, WifiState,
+};
+use wifiprov_service::{NetworksFailure, Provisioner};
 use wifiprov_store::NetworkStore;
 
 /// Every wait in these tests is for an event, bounded by this.
@@ -200,4 +202,101 @@ async fn a_scan_is_awaited_not_polled() {
     assert!(scan.finished && !scan.running);
     let names: Vec<&[u8]> = scan.results.iter().map(|ap| ap.ssid.as_ref().unwrap().as_bytes()).collect();
     assert_eq!(names, [&b"home"[..], b"office", b"flaky", b"cafe", b"attic"]);
+}
+
+/// Polls `client`'s status until the attempt is no longer under way; fails the test if it is ever reported
+/// connected before `saved` says the network is on disk.
+async fn outcome(provisioner: &Provisioner, client: ClientId, saved: impl Fn() -> bool) -> ProvisioningStatus {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match provisioner.status(client).await {
+                ProvisioningStatus::Connecting { .. } => tokio::task::yield_now().await,
+                connected @ ProvisioningStatus::Connected(_) => {
+                    assert!(saved(), "reported connected before the network was on disk");
+                    return connected;
+                }
+                other => return other,
+            }
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioning_is_reported_connected_only_once_its_network_is_on_disk() {
+    for _ in 0..5 {
+        let s = service(Vec::new());
+        let mut events = s.provisioner.subscribe();
+        s.provisioner.start().await.unwrap();
+        s.provisioner.set_credentials(ClientId(1), credentials("home", "correct-horse")).await.unwrap();
+        s.provisioner.apply(ClientId(1)).await.unwrap();
+        let on_disk = || NetworkStore::open(s.dir.path()).load().is_ok_and(|list| list.len() == 1);
+        let status = outcome(&s.provisioner, ClientId(1), on_disk).await;
+        assert!(matches!(status, ProvisioningStatus::Connected(_)), "{status:?}");
+        // CredSuccess too comes only after the write.
+        loop {
+            match events.recv().await.unwrap() {
+                Event::CredSuccess(_) => break,
+                Event::CredFail(reason) => panic!("failed: {reason:?}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioning_whose_network_cannot_be_saved_is_reported_as_failed() {
+    // A state the store refuses to write over (here, a directory where networks.json belongs).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("networks.json")).unwrap();
+    let radio = SimRadio::from_toml_str(wifiprov_testkit::FAST_SCENARIO).unwrap();
+    let (provisioner, _) = Provisioner::spawn(fast(), Arc::new(radio), NetworkStore::open(dir.path())).unwrap();
+    let mut events = provisioner.subscribe();
+    provisioner.start().await.unwrap();
+    provisioner.set_credentials(ClientId(1), credentials("home", "correct-horse")).await.unwrap();
+    provisioner.apply(ClientId(1)).await.unwrap();
+    let status = outcome(&provisioner, ClientId(1), || false).await;
+    assert_eq!(status, ProvisioningStatus::Failed(FailReason::NotSaved));
+    loop {
+        match events.recv().await.unwrap() {
+            Event::CredFail(FailReason::NotSaved) => break,
+            Event::CredSuccess(_) => panic!("success announced for a network that was not saved"),
+            _ => {}
+        }
+    }
+    // Nothing is kept that the disk does not hold, and the directory is as it was.
+    assert!(provisioner.networks().await.is_empty());
+    assert!(dir.path().join("networks.json").is_dir());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    // The saved-network operations are answered as failures too.
+    let added = provisioner.add_network(saved("attic", "attic-pass"), None, JoinFirst::No).await;
+    assert_eq!(added, Err(NetworksFailure::NotPersisted));
+    let removed = provisioner.remove_network(Ssid::try_from("attic").unwrap()).await;
+    assert_eq!(removed, Err(NetworksFailure::NotPersisted));
+    assert!(!provisioner.flush().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_starts_failing_later_fails_the_provisioning_and_the_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let radio = SimRadio::from_toml_str(wifiprov_testkit::FAST_SCENARIO).unwrap();
+    let (provisioner, _) = Provisioner::spawn(fast(), Arc::new(radio), NetworkStore::open(&state)).unwrap();
+    provisioner.add_network(saved("attic", "attic-pass"), None, JoinFirst::No).await.unwrap();
+    provisioner.add_network(saved("cafe", "cafe-pass-1"), None, JoinFirst::No).await.unwrap();
+    assert_eq!(NetworkStore::open(&state).load().unwrap().len(), 2);
+    // The directory goes away and a file takes its place: every write fails from now on.
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::write(&state, b"in the way").unwrap();
+
+    let moved = provisioner.move_network(Ssid::try_from("cafe").unwrap(), 0).await;
+    assert_eq!(moved, Err(NetworksFailure::NotPersisted));
+    provisioner.start().await.unwrap();
+    provisioner.set_credentials(ClientId(1), credentials("home", "correct-horse")).await.unwrap();
+    provisioner.apply(ClientId(1)).await.unwrap();
+    let status = outcome(&provisioner, ClientId(1), || false).await;
+    assert_eq!(status, ProvisioningStatus::Failed(FailReason::NotSaved));
+    assert_eq!(std::fs::read(&state).unwrap(), b"in the way");
 }

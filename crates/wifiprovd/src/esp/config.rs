@@ -11,6 +11,13 @@ use super::{client, malformed, provisioner};
 
 const BSSID_LEN: usize = 6;
 
+/// The `fail_reason` of a GetStatus whose network was joined but could not be saved ([`FailReason::NotSaved`]).
+/// ESP has only two reasons, and both would be false here ("wrong passphrase", "network not found"); a number
+/// that is neither makes ESP's clients report a failure without naming a cause (esp_prov: "failed"; wifiprov:
+/// "the connection failed (device reason 100)"), and the reply's `status` says that the device failed:
+/// `InternalError`.
+pub(super) const NOT_SAVED_REASON: i32 = 100;
+
 pub(super) struct Config(pub(super) WeakProvisioner);
 
 impl EndpointHandler for Config {
@@ -60,6 +67,10 @@ fn status(result: Result<(), RequestError>) -> Status {
 }
 
 fn report(status: ProvisioningStatus) -> StatusReport {
+    if status == ProvisioningStatus::Failed(FailReason::NotSaved) {
+        let state = StationState::Failed(config::FailReason::Other(NOT_SAVED_REASON));
+        return StatusReport { status: Status::InternalError, state: Some(state) };
+    }
     let state = match status {
         // ESP answers a status query on a stopped manager with an empty report.
         ProvisioningStatus::NotServing => None,
@@ -75,6 +86,8 @@ fn report(status: ProvisioningStatus) -> StatusReport {
         ProvisioningStatus::Failed(reason) => Some(StationState::Failed(match reason {
             FailReason::AuthError => config::FailReason::AuthError,
             FailReason::NetworkNotFound => config::FailReason::NetworkNotFound,
+            // Answered above, with its own status.
+            FailReason::NotSaved => config::FailReason::Other(NOT_SAVED_REASON),
         })),
     };
     StatusReport { status: Status::Success, state }
@@ -120,5 +133,15 @@ mod tests {
             report(ProvisioningStatus::Failed(FailReason::NetworkNotFound)).state,
             Some(StationState::Failed(config::FailReason::NetworkNotFound))
         );
+    }
+
+    #[test]
+    fn a_network_that_could_not_be_saved_is_a_device_failure_never_a_success() {
+        let report = report(ProvisioningStatus::Failed(FailReason::NotSaved));
+        assert_eq!(report.status, Status::InternalError);
+        assert_eq!(report.state, Some(StationState::Failed(config::FailReason::Other(NOT_SAVED_REASON))));
+        // On the wire: sta_state ConnectionFailed (3), fail_reason 100, status InternalError (5).
+        let bytes = Response::GetStatus(report).encode();
+        assert_eq!(hex::encode(&bytes), "08015a06080510035064");
     }
 }
