@@ -160,6 +160,19 @@ fn a_network_that_cannot_be_saved_fails_the_attempt() {
 }
 
 #[test]
+fn an_open_network_given_a_passphrase_is_saved_without_it() {
+    let (mut m, t0) = applied(ManagerConfig::default(), "not-needed-here");
+    m.handle_timeout(t0 + Duration::from_secs(1));
+    let (id, _) = attempt(&mut m);
+    let open = LinkInfo { auth: AuthMode::Open, ..link("home") };
+    m.handle_connect_result(t0 + Duration::from_secs(1), id, Ok(open));
+    let saved = m.networks().get_at(0).unwrap();
+    assert!(saved.passphrase().is_none());
+    m.handle_networks_written(t0, m.networks_revision(), WriteOutcome::Written);
+    assert!(matches!(status(&mut m, t0), ProvisioningStatus::Connected(_)));
+}
+
+#[test]
 fn a_save_that_takes_too_long_fails_the_attempt() {
     let (mut m, t1, revision) = joined_and_saving(ManagerConfig::default());
     let limit = m.poll_timeout().unwrap();
