@@ -65,7 +65,8 @@ impl Guessing {
         let failures = match counter.load() {
             Ok(failures) => failures,
             Err(error) => {
-                tracing::error!(
+                // A warning: the state directory's own problem, if that is the cause, is the start's one error.
+                tracing::warn!(
                     error = %ErrorChain(&error),
                     "cannot read the count of failed proofs; assuming {} (the free failures spent)",
                     limit.free_failures

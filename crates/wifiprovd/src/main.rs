@@ -226,7 +226,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             Counter::open(&config.state_dir, guessing::FILE_NAME).context("the failed-proof counter")?,
         ),
     };
-    let service = ProvisioningService::new(service_config, backend, store).context("cannot load the saved networks")?;
+    let service =
+        ProvisioningService::new(service_config, backend, store).context("cannot start the provisioning service")?;
     let mut events = service.subscribe();
     let mut security_events = service.security_events();
     for endpoint in &config.custom_endpoints {

@@ -64,8 +64,9 @@ pub struct ProvisioningService {
 
 impl ProvisioningService {
     /// Creates the service (`wifi_prov_mgr_init`) with the networks saved in `store`; emits [`Event::Init`]. Must
-    /// be called inside a tokio runtime. A corrupt store file is moved aside and the service starts with no saved
-    /// network; an unreadable store is an error.
+    /// be called inside a tokio runtime. Whatever the store's directory holds, the service comes up (see
+    /// [`Provisioner::spawn`]): a corrupt file is moved aside, anything else wrong is left as it is and logged
+    /// once, and a change that cannot be written is answered to its client as a failure.
     pub fn new(
         config: ServiceConfig,
         backend: Arc<dyn WifiBackend>,

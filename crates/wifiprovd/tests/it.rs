@@ -11,3 +11,4 @@ mod guessing;
 mod interop;
 mod networks;
 mod secrets;
+mod state_dir;
