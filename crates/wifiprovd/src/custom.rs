@@ -31,8 +31,8 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout};
 use tracing::{debug, warn};
@@ -499,7 +499,7 @@ async fn feed(mut stdin: ChildStdin, request: &[u8]) -> Result<(), Exchange> {
 
 /// Reads stdout to its end, failing as soon as more than `limit` bytes arrive. The buffer is allocated once at
 /// its full size and wiped when dropped, so a failed run leaves no copy of a partial answer behind.
-async fn read_limited(mut stdout: ChildStdout, limit: usize) -> Result<Zeroizing<Vec<u8>>, Exchange> {
+async fn read_limited(mut stdout: impl AsyncRead + Unpin, limit: usize) -> Result<Zeroizing<Vec<u8>>, Exchange> {
     let mut buffer = Zeroizing::new(vec![0; limit.saturating_add(1)]);
     let mut filled = 0;
     loop {
@@ -520,7 +520,7 @@ async fn read_limited(mut stdout: ChildStdout, limit: usize) -> Result<Zeroizing
 
 /// Reads stderr to its end, keeping its last [`STDERR_TAIL`] bytes in `tail` (whose capacity must be at least
 /// `STDERR_TAIL + STDERR_CHUNK`, so it never grows). A read error ends it quietly: stderr only feeds the log.
-async fn read_tail(mut stderr: ChildStderr, tail: &mut Zeroizing<Vec<u8>>) {
+async fn read_tail(mut stderr: impl AsyncRead + Unpin, tail: &mut Zeroizing<Vec<u8>>) {
     let mut chunk = Zeroizing::new([0u8; STDERR_CHUNK]);
     loop {
         let n = match stderr.read(chunk.as_mut()).await {
@@ -568,6 +568,37 @@ fn outcome(result: &Result<Vec<u8>, CustomEndpointError>) -> &'static str {
         Err(CustomEndpointError::ResponseTooLong { .. }) => "answer too long",
         Err(CustomEndpointError::Spawn { .. }) => "not started",
         Err(_) => "failed",
+    }
+}
+
+/// What reads and limits a program's output, reachable without running a program: for the fuzz targets in
+/// `fuzz/`. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{AsyncRead, Exchange, Zeroizing};
+
+    /// How much of stderr is kept, how much is read at a time, and how much of a line is logged.
+    pub const LIMITS: (usize, usize, usize) = (super::STDERR_TAIL, super::STDERR_CHUNK, super::STDERR_LOG_BYTES);
+
+    /// The line a failed run logs from its stderr.
+    pub fn last_line(stderr: &[u8]) -> Option<Zeroizing<String>> {
+        super::last_line(stderr)
+    }
+
+    /// Reads an answer as from stdout: `Err(None)` when it is longer than `limit`, `Err(Some(_))` when a read fails.
+    pub async fn read_limited(
+        reader: impl AsyncRead + Unpin,
+        limit: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, Option<std::io::Error>> {
+        super::read_limited(reader, limit).await.map_err(|failure| match failure {
+            Exchange::Stdout(error) | Exchange::Stdin(error) | Exchange::Wait(error) => Some(error),
+            Exchange::Overflow => None,
+        })
+    }
+
+    /// Keeps the tail of a stream as from stderr, in `tail` (capacity at least `STDERR_TAIL + STDERR_CHUNK`).
+    pub async fn read_tail(reader: impl AsyncRead + Unpin, tail: &mut Zeroizing<Vec<u8>>) {
+        super::read_tail(reader, tail).await;
     }
 }
 
