@@ -162,7 +162,9 @@ struct State {
     rng: FuzzRng,
     /// Every session id the table told us about, in order.
     known: Vec<SessionId>,
-    pending: Vec<(Option<SessionId>, Pending)>,
+    /// Steps begun and not finished: their session, whether that session was closed or replaced meanwhile (its
+    /// check-in will then be dropped), and the step.
+    pending: Vec<(Option<SessionId>, bool, Pending)>,
     mirrors: HashMap<SessionId, Mirror>,
     sec2_steps: usize,
     fresh: u32,
@@ -226,7 +228,7 @@ pub fn run(data: &[u8]) {
                 let was_open = state.pc.has_session(id);
                 assert_eq!(state.pc.close_session(id), was_open);
                 assert!(!state.pc.has_session(id));
-                state.mirrors.remove(&id);
+                state.forget(id);
             }
             _ => state.open(&mut body),
         }
@@ -267,8 +269,18 @@ impl State {
         }
     }
 
+    /// Session `id` was closed or replaced: steps begun in it no longer hold it.
+    fn forget(&mut self, id: SessionId) {
+        self.mirrors.remove(&id);
+        for (session, stale, _) in &mut self.pending {
+            if *session == Some(id) {
+                *stale = true;
+            }
+        }
+    }
+
     fn busy(&self, id: SessionId) -> bool {
-        self.pending.iter().any(|(s, _)| *s == Some(id))
+        self.pc.has_session(id) && self.pending.iter().any(|(s, stale, _)| *s == Some(id) && !stale)
     }
 
     /// Whether another security 2 handshake step may run in this input.
@@ -370,7 +382,7 @@ impl State {
         if let Some(opened) = &begun.opened {
             for closed in &opened.closed {
                 assert!(!self.pc.has_session(*closed), "session {closed} reported closed is still open");
-                self.mirrors.remove(closed);
+                self.forget(*closed);
             }
         }
         if let Some(id) = begun.session {
@@ -384,12 +396,12 @@ impl State {
             Step::Handshake(step) => {
                 assert_eq!(Some(step.session()), begun.session);
                 let _ = step.is_costly();
-                self.pending.push((begun.session, Pending::Handshake(step)));
+                self.pending.push((begun.session, false, Pending::Handshake(step)));
             }
             Step::Call(call) => {
                 assert_eq!(call.session(), begun.session);
                 assert_eq!(call.endpoint(), endpoint);
-                self.pending.push((begun.session, Pending::Call(call)));
+                self.pending.push((begun.session, false, Pending::Call(call)));
             }
         }
     }
@@ -399,7 +411,7 @@ impl State {
         let checked = self.pc.check_in(checkout);
         for closed in &checked.closed {
             assert!(!self.pc.has_session(*closed), "session {closed} reported closed is still open");
-            self.mirrors.remove(closed);
+            self.forget(*closed);
         }
         match checked.proof {
             Some(ProofOutcome::Succeeded { .. }) => {
@@ -425,7 +437,7 @@ impl State {
         if self.pending.is_empty() {
             return;
         }
-        let (session, step) = self.pending.remove(index % self.pending.len());
+        let (session, _, step) = self.pending.remove(index % self.pending.len());
         match step {
             Pending::Handshake(step) => {
                 if !self.sec2_allowance(1) {
@@ -462,9 +474,9 @@ impl State {
         if self.pending.is_empty() {
             return;
         }
-        let (session, step) = self.pending.remove(index % self.pending.len());
+        let (session, stale, step) = self.pending.remove(index % self.pending.len());
         drop(step);
-        if let Some(id) = session {
+        if let Some(id) = session.filter(|_| !stale) {
             self.pc.close_session(id);
             self.mirrors.remove(&id);
         }
@@ -658,11 +670,11 @@ impl State {
         match self.pc.open_session(id, peer, self.now) {
             Ok(opened) => {
                 self.learn(id);
-                self.mirrors.remove(&id);
+                self.forget(id);
                 assert!(self.pc.has_session(id) && !self.pc.is_established(id));
                 for closed in opened.closed.iter().filter(|c| **c != id) {
                     assert!(!self.pc.has_session(*closed), "session {closed} reported closed is still open");
-                    self.mirrors.remove(closed);
+                    self.forget(*closed);
                 }
             }
             Err(e) => self.check_error(&e),
