@@ -53,7 +53,18 @@ pub enum ClientError {
     /// Polling for the connection result took longer than allowed.
     #[error("no final connection state within {0:?}")]
     Timeout(Duration),
+    /// The device kept reporting its scan as unfinished for longer than [`SCAN_DEADLINE`].
+    #[error("scan not finished within {0:?}")]
+    ScanTimeout(Duration),
 }
+
+/// How long [`Client::scan`] waits for the device to report its scan finished. A blocking scan is finished when
+/// its ScanStart is answered, so this only stops a device that never finishes (found by fuzzing, issue #12).
+pub const SCAN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The most results [`Client::scan`] fetches: ESP-IDF devices keep at most 255 (`WIFI_PROV_SCAN_MAX_ENTRIES`),
+/// and a device reporting more must not make the client page on for billions of requests.
+pub const MAX_SCAN_RESULTS: u32 = 255;
 
 /// How to poll `prov-config` GetStatus after ApplyConfig: start fast and back off, because most devices
 /// connect within a second or two (esp_prov waits a fixed 5 s each time).
@@ -220,10 +231,13 @@ impl<T: Transport> Client<T> {
     }
 
     /// Runs a blocking scan on the device and reads all results, `page` entries at a time (esp_prov: 100 over
-    /// HTTP, 4 over BLE).
+    /// HTTP, 4 over BLE): at most [`MAX_SCAN_RESULTS`], and only if the device reports the scan finished within
+    /// [`SCAN_DEADLINE`] ([`ClientError::ScanTimeout`]). A page holding more entries than asked for is
+    /// [`ClientError::Mismatch`].
     pub async fn scan(&mut self, page: u32) -> Result<Vec<scan::ScanEntry>, ClientError> {
         let start = scan::Request::Start { blocking: true, passive: false, group_channels: 5, period_ms: 120 };
         expect_success("ScanStart", self.scan_call(start).await?.status())?;
+        let started = tokio::time::Instant::now();
         let count = loop {
             match self.scan_call(scan::Request::Status).await? {
                 scan::Response::Status { status, finished: true, result_count } => {
@@ -232,11 +246,15 @@ impl<T: Transport> Client<T> {
                 }
                 scan::Response::Status { status, .. } => {
                     expect_success("ScanStatus", status)?;
+                    if started.elapsed() >= SCAN_DEADLINE {
+                        return Err(ClientError::ScanTimeout(SCAN_DEADLINE));
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 _ => return Err(ClientError::Mismatch { endpoint: names::PROV_SCAN }),
             }
         };
+        let count = count.min(MAX_SCAN_RESULTS);
         let mut entries = Vec::new();
         let page = page.max(1);
         let mut start_index = 0;
@@ -245,6 +263,9 @@ impl<T: Transport> Client<T> {
             match self.scan_call(scan::Request::Result { start_index, count: wanted }).await? {
                 scan::Response::Result { status, entries: got } => {
                     expect_success("ScanResult", status)?;
+                    if got.len() > usize::try_from(wanted).unwrap_or(usize::MAX) {
+                        return Err(ClientError::Mismatch { endpoint: names::PROV_SCAN });
+                    }
                     entries.extend(got);
                 }
                 _ => return Err(ClientError::Mismatch { endpoint: names::PROV_SCAN }),
@@ -290,4 +311,87 @@ impl<T: Transport> Client<T> {
 
 fn expect_success(request: &'static str, status: Status) -> Result<(), ClientError> {
     if status.is_success() { Ok(()) } else { Err(ClientError::Status { request, status }) }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::future::Future;
+
+    use wifiprov_proto::messages::{AuthMode, Status};
+
+    use super::*;
+
+    /// A device that gives `answers` in order and then repeats the last one for good, counting requests.
+    struct Stuck {
+        answers: Vec<Vec<u8>>,
+        requests: usize,
+    }
+
+    impl Transport for Stuck {
+        fn request(&mut self, _: &str, _: &[u8]) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send {
+            let answer = self.answers[self.requests.min(self.answers.len() - 1)].clone();
+            self.requests += 1;
+            std::future::ready(Ok(answer))
+        }
+    }
+
+    fn client(answers: Vec<Vec<u8>>) -> Client<Stuck> {
+        Client { transport: Stuck { answers, requests: 0 }, session: Some(ClientSession::new(ClientSecurity::sec0())) }
+    }
+
+    fn entry() -> scan::ScanEntry {
+        scan::ScanEntry {
+            ssid: b"ap".to_vec(),
+            channel: 6,
+            rssi: -40,
+            bssid: vec![2, 0, 0, 0, 0, 1],
+            auth: AuthMode::Open,
+        }
+    }
+
+    /// Found by the `client` fuzz target: a device that answers every ScanStatus with "not finished" kept `scan`
+    /// polling forever. The fuzz input, for `fuzz/target/.../client`:
+    /// `0101000080070052050801aa01000701000180040008015a0082040008036a00`.
+    #[tokio::test(start_paused = true)]
+    async fn r12_scan_gives_up_on_a_device_that_never_finishes() {
+        let start = hex_bytes("08015a00");
+        let unfinished = hex_bytes("08036a00");
+        assert_eq!(
+            scan::Response::decode(&unfinished).unwrap(),
+            scan::Response::Status { status: Status::Success, finished: false, result_count: 0 }
+        );
+        let mut client = client(vec![start, unfinished]);
+        let error = client.scan(1).await.unwrap_err();
+        assert!(matches!(error, ClientError::ScanTimeout(d) if d == SCAN_DEADLINE), "{error:?}");
+        assert!(client.transport.requests < 1000, "{} requests", client.transport.requests);
+    }
+
+    /// A device reporting billions of results, each page answered, made `scan` page on for billions of requests
+    /// and collect every entry.
+    #[tokio::test(start_paused = true)]
+    async fn r12_scan_fetches_at_most_255_results() {
+        let finished = scan::Response::Status { status: Status::Success, finished: true, result_count: u32::MAX };
+        let page = scan::Response::Result { status: Status::Success, entries: vec![entry()] };
+        let mut client =
+            client(vec![scan::Response::Start { status: Status::Success }.encode(), finished.encode(), page.encode()]);
+        let entries = client.scan(1).await.unwrap();
+        assert_eq!(entries.len(), MAX_SCAN_RESULTS as usize);
+        assert_eq!(client.transport.requests, 2 + MAX_SCAN_RESULTS as usize);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn r12_scan_refuses_a_page_larger_than_asked() {
+        let finished = scan::Response::Status { status: Status::Success, finished: true, result_count: 2 };
+        let page = scan::Response::Result { status: Status::Success, entries: vec![entry(); 1000] };
+        let mut client =
+            client(vec![scan::Response::Start { status: Status::Success }.encode(), finished.encode(), page.encode()]);
+        let error = client.scan(1).await.unwrap_err();
+        assert!(matches!(error, ClientError::Mismatch { endpoint: names::PROV_SCAN }), "{error:?}");
+    }
+
+    fn hex_bytes(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+    }
 }

@@ -7,7 +7,7 @@ mod ble;
 mod client;
 mod transport;
 
-pub use client::{Client, ClientError, PollPolicy, ProvisionOutcome};
+pub use client::{Client, ClientError, MAX_SCAN_RESULTS, PollPolicy, ProvisionOutcome, SCAN_DEADLINE};
 pub use transport::Transport;
 #[cfg(feature = "ble")]
 pub use wifiprov_transport_ble::{BleClient, BleClientConfig, BleError, BleLink};
