@@ -4,7 +4,8 @@
 //! session is encrypted.
 //!
 //! Input: records. A record with bit 7 of `op` set is an answer of the device (bit 0 set: it closes the
-//! connection instead); any other record is a client call, `op % 12`:
+//! connection instead; bit 1 set: it gives that answer to every request from then on, a device stuck in one
+//! state); any other record is a client call, `op % 12`:
 //!
 //! | op | call | body |
 //! |---|---|---|
@@ -23,7 +24,7 @@
 //!
 //! A call takes the answer records that follow it, one per request it sends; when the next record is a call
 //! (or there is none) the device closes the connection. Time is tokio's paused clock, so polling loops run
-//! instantly.
+//! instantly, and a loop that never ends (a device stuck in one state) is caught by libFuzzer's timeout.
 //!
 //! Asserted: a version reply that parses prints and parses back equal; a status report, a scan page or a
 //! networks answer the client returns re-encodes and decodes to itself, and the networks answer answers the
@@ -52,6 +53,8 @@ use crate::rng::FuzzRng;
 pub const ANSWER: u8 = 0x80;
 /// A record that makes the device close the connection.
 pub const CLOSE: u8 = 0x81;
+/// An answer the device then gives to every request, for good: a device stuck in one state.
+pub const FOREVER: u8 = 0x82;
 /// Call ops.
 pub const VERSION: u8 = 0;
 /// See the module table.
@@ -85,6 +88,8 @@ const MAX_SEC2: usize = 1;
 /// The fake device: the input's records, and what the client sent.
 struct Device {
     records: VecDeque<(u8, Vec<u8>)>,
+    /// Set by a [`FOREVER`] record.
+    stuck: Option<Vec<u8>>,
     /// Whether the session is encrypted, so requests cannot be checked in clear.
     encrypted: bool,
 }
@@ -94,16 +99,21 @@ impl Transport for Device {
         if !self.encrypted {
             check_request(endpoint, body);
         }
-        let answer = match self.records.front() {
-            Some((op, _)) if op & ANSWER != 0 => {
+        let closed = || TransportError::ConnectionClosed { endpoint: endpoint.to_owned() };
+        let answer = match (&self.stuck, self.records.front()) {
+            (Some(stuck), _) => Ok(stuck.clone()),
+            (None, Some((op, _))) if op & ANSWER != 0 => {
                 let (op, body) = self.records.pop_front().expect("a record is there");
-                if op & 1 == 0 {
-                    Ok(body)
-                } else {
-                    Err(TransportError::ConnectionClosed { endpoint: endpoint.to_owned() })
+                match op & 3 {
+                    0 => Ok(body),
+                    2 => {
+                        self.stuck = Some(body.clone());
+                        Ok(body)
+                    }
+                    _ => Err(closed()),
                 }
             }
-            _ => Err(TransportError::ConnectionClosed { endpoint: endpoint.to_owned() }),
+            _ => Err(closed()),
         };
         std::future::ready(answer)
     }
@@ -129,7 +139,7 @@ pub fn run(data: &[u8]) {
     while let Some((op, body)) = input.record() {
         records.push_back((op, body.to_vec()));
     }
-    let device = Device { records, encrypted: false };
+    let device = Device { records, stuck: None, encrypted: false };
     with_paused_runtime(|rt| rt.block_on(drive(Client::new(device))));
 }
 

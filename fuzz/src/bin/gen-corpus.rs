@@ -454,6 +454,17 @@ fn client_seeds(c: &mut Corpus) {
         .record(client::ANSWER, &messages::answer_scan(&scan::Request::Result { start_index: 0, count: 1 }).encode())
         .record(client::CLOSE, &[]);
     c.add("client", "built-sec0-networks-wait-scan", b.finish());
+    // A device stuck in one state: the client must give up by itself.
+    let stuck = config::Response::GetStatus(config::StatusReport {
+        status: wifiprov_proto::messages::Status::Success,
+        state: Some(config::StationState::Connecting { attempts_remaining: None }),
+    });
+    let b = Builder::default()
+        .record(client::ESTABLISH, &[0])
+        .record(client::ANSWER, g.sec0.response.as_deref().unwrap_or_default())
+        .record(client::WAIT, &[10])
+        .record(client::FOREVER, &stuck.encode());
+    c.add("client", "built-sec0-device-stuck-connecting", b.finish());
 }
 
 fn store_seeds(c: &mut Corpus) {
