@@ -594,3 +594,40 @@ fn no_secret_means_no_guessing_limit() {
     }
     assert_eq!(pc.failed_proofs(), 0);
 }
+
+/// Found by the `protocomm` fuzz target (issue #12): a request still running in a session that was reopened
+/// meanwhile was checked back in over the new session while the new session's own request was running. The
+/// reopened session got the old one's state back (here: established, before any handshake of its own), and a
+/// third request got through although a request of the session was still running.
+#[test]
+fn r12_a_request_of_a_reopened_session_is_not_checked_in_over_the_new_one() {
+    let mut rng = SeededRandom::new(12);
+    let now = Instant::now();
+    let mut pc = device(danger::sec0(), 2);
+    let id = SessionId(7);
+    let _ = pc.open_session(id, ALICE, now).unwrap();
+    let hello = ClientSession::new(wifiprov_proto::security::ClientSecurity::sec0()).start(&mut rng).unwrap();
+    request(&mut pc, now, ALICE, Some(id), names::PROV_SESSION, &hello, &mut rng).unwrap();
+    assert!(pc.is_established(id));
+    let call = |pc: &mut Protocomm, rng: &mut SeededRandom| match pc
+        .begin(now, ALICE, Some(id), names::PROV_CONFIG, b"x".to_vec(), rng)
+        .unwrap()
+        .step
+    {
+        Step::Call(call) => call,
+        other => panic!("a call, not {other:?}"),
+    };
+    let old = call(&mut pc, &mut rng);
+    let _ = pc.open_session(id, ALICE, now).unwrap();
+    let new = call(&mut pc, &mut rng);
+    let (old_checkout, reply) = block_on(old.run());
+    reply.unwrap();
+    let _ = pc.check_in(old_checkout.unwrap());
+    assert!(!pc.is_established(id), "the reopened session took the old one's state");
+    let err = pc.begin(now, ALICE, Some(id), names::PROV_CONFIG, b"x".to_vec(), &mut rng).unwrap_err();
+    assert!(matches!(err, ProtocommError::SessionBusy(busy) if busy == id), "{err:?}");
+    let (new_checkout, reply) = block_on(new.run());
+    reply.unwrap();
+    let _ = pc.check_in(new_checkout.unwrap());
+    assert!(pc.begin(now, ALICE, Some(id), names::PROV_CONFIG, b"x".to_vec(), &mut rng).is_ok());
+}

@@ -22,6 +22,8 @@ use crate::security::{DeviceSession, SecurityVersion};
 pub struct Checkout {
     pub(super) id: SessionId,
     pub(super) session: DeviceSession,
+    /// The opening of the session it was taken from (see `sessions::Entry::opening`).
+    pub(super) opening: u64,
     /// Whether this request is a proof attempt, charged to the guessing limit until it succeeds.
     pub(super) proving: bool,
 }

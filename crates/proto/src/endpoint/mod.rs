@@ -470,7 +470,7 @@ impl Protocomm {
         let entry = self.sessions.get_mut(id).ok_or(ProtocommError::UnknownSession(id))?;
         let session = entry.session.take().ok_or(ProtocommError::SessionBusy(id))?;
         entry.last_used = now;
-        Ok(Checkout { id, session, proving: false })
+        Ok(Checkout { id, session, opening: entry.opening, proving: false })
     }
 
     /// Puts a checked-out session back, unless it was closed or reopened meanwhile (then the new one stays and
@@ -478,9 +478,9 @@ impl Protocomm {
     /// sessions, which may close the idlest one whose client left, or refuse this one (see [`SessionLimits`]).
     /// A proof attempt's outcome is settled here, whether or not its session is still open.
     pub fn check_in(&mut self, checkout: Checkout) -> CheckedIn {
-        let Checkout { id, session, proving } = checkout;
+        let Checkout { id, session, opening, proving } = checkout;
         let proof = proving.then(|| if session.is_established() { self.guard.refund() } else { self.guard.failed() });
-        CheckedIn { proof, ..self.sessions.check_in(id, session) }
+        CheckedIn { proof, ..self.sessions.check_in(id, opening, session) }
     }
 
     /// Runs a whole request, [`Protocomm::begin`] to [`Protocomm::check_in`], holding `&mut self` throughout:

@@ -85,6 +85,9 @@ pub(super) struct Entry {
     pub(super) last_used: Instant,
     /// Transport connections (or links) currently carrying this session.
     pub(super) connections: u32,
+    /// Which opening of its id this is: a request checked out of an earlier opening (closed or reopened since)
+    /// must not be checked back in here.
+    pub(super) opening: u64,
 }
 
 impl Entry {
@@ -97,6 +100,8 @@ impl Entry {
 pub(super) struct Sessions {
     entries: HashMap<SessionId, Entry>,
     limits: SessionLimits,
+    /// Sessions opened so far, numbering each opening.
+    openings: u64,
 }
 
 impl Sessions {
@@ -106,7 +111,7 @@ impl Sessions {
             max_handshakes: limits.max_handshakes.max(1),
             ..limits
         };
-        Self { entries: HashMap::new(), limits }
+        Self { entries: HashMap::new(), limits, openings: 0 }
     }
 
     pub(super) fn limits(&self) -> SessionLimits {
@@ -156,15 +161,20 @@ impl Sessions {
             opened.closed.push(victim);
         }
         let established = session.is_established();
-        self.entries.insert(id, Entry { session: Some(session), established, peer, last_used: now, connections });
+        self.openings += 1;
+        let opening = self.openings;
+        self.entries
+            .insert(id, Entry { session: Some(session), established, peer, last_used: now, connections, opening });
         Ok(opened)
     }
 
     /// Puts a checked-out session back, unless it was closed or reopened meanwhile. A session that has just
     /// completed its handshake needs a place among the established ones (see the module documentation).
-    pub(super) fn check_in(&mut self, id: SessionId, session: DeviceSession) -> CheckedIn {
+    pub(super) fn check_in(&mut self, id: SessionId, opening: u64, session: DeviceSession) -> CheckedIn {
         let mut result = CheckedIn::default();
-        let Some(entry) = self.entries.get(&id).filter(|e| e.is_checked_out()) else { return result };
+        let Some(entry) = self.entries.get(&id).filter(|e| e.is_checked_out() && e.opening == opening) else {
+            return result;
+        };
         let established = session.is_established();
         if established && !entry.established {
             let others = self.entries.iter().filter(|(other, e)| **other != id && e.established).count();
