@@ -180,6 +180,18 @@ fn protocomm_seeds(c: &mut Corpus) {
         }
         c.add("protocomm", format!("table-scheme{scheme}"), b.finish());
     }
+    // A session reopened while a request of it runs (what found the check-in fix of issue #12).
+    let hello = &g.sec0.request;
+    let b = Builder::new(&protocomm::header(0, 1, 1, 30, 5, 1))
+        .record(protocomm::OPEN, &[0x80, 0])
+        .record(protocomm::HANDLE, &[&[0, 1, 1][..], hello].concat())
+        .record(protocomm::BEGIN, &[0, 1, 2, 0x52, 0x00])
+        .record(protocomm::OPEN, &[0, 0])
+        .record(protocomm::BEGIN, &[0, 1, 2, 0x52, 0x00])
+        .record(protocomm::FINISH, &[0])
+        .record(protocomm::BEGIN, &[0, 1, 2, 0x52, 0x00])
+        .record(protocomm::FINISH, &[0]);
+    c.add("protocomm", "reopened-while-running", b.finish());
     // Security 0 transcript, request by request, through begin and check-in.
     for t in g.transcripts.iter().filter(|t| t.scheme == 0) {
         let mut b = Builder::new(&protocomm::header(0, 1, 1, 30, 5, 1));
