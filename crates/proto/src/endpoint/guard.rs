@@ -113,8 +113,10 @@ impl Guard {
         ProofOutcome::Succeeded { forgiven }
     }
 
-    /// A proof failed: its charge stands.
-    pub(super) fn failed(&self) -> ProofOutcome {
+    /// A proof failed: its charge stands. Another client's success while it was being checked forgave every
+    /// charge, this one included, so the failure counts at least itself again.
+    pub(super) fn failed(&mut self) -> ProofOutcome {
+        self.charged = self.charged.max(1);
         ProofOutcome::Failed { failures: self.charged }
     }
 
@@ -174,6 +176,16 @@ mod tests {
         assert_eq!(guard.locked_for(now), Some(Duration::from_secs(1)));
         assert_eq!(guard.refund(), ProofOutcome::Succeeded { forgiven: 4 });
         assert_eq!(guard.locked_for(now), None);
+    }
+
+    #[test]
+    fn a_failure_checked_across_another_clients_success_still_counts() {
+        let now = Instant::now();
+        let mut guard = Guard::new(GuessLimit::default());
+        guard.charge(now);
+        guard.charge(now);
+        assert_eq!(guard.refund(), ProofOutcome::Succeeded { forgiven: 1 });
+        assert_eq!(guard.failed(), ProofOutcome::Failed { failures: 1 });
     }
 
     #[test]
