@@ -118,7 +118,7 @@ fn client_error(e: &ClientError) -> Code {
     match e {
         ClientError::Transport(t) => transport_error(t),
         ClientError::Security(_) => Code::Security,
-        ClientError::Status { .. } | ClientError::Timeout(_) => Code::DeviceFailure,
+        ClientError::Status { .. } | ClientError::Timeout(_) | ClientError::ScanTimeout(_) => Code::DeviceFailure,
         ClientError::Decode { .. } | ClientError::Mismatch { .. } | ClientError::Version(_) => Code::Transport,
         ClientError::NoSession => Code::Usage,
         // A variant added to the client library later: report it as a device-side failure until it is sorted.
