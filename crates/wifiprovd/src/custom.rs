@@ -44,16 +44,6 @@ const ENV_ENDPOINT: &str = "WIFIPROV_ENDPOINT";
 /// The environment variable that tells the program the request's session id (decimal).
 const ENV_SESSION: &str = "WIFIPROV_SESSION";
 
-/// Names a custom endpoint may not take: the provisioning service's own endpoints.
-const BUILT_IN_NAMES: [&str; 6] = [
-    names::PROTO_VER,
-    names::PROV_SESSION,
-    names::PROV_CONFIG,
-    names::PROV_SCAN,
-    names::PROV_CTRL,
-    names::PROV_NETWORKS,
-];
-
 /// Runs of one endpoint in progress at once.
 ///
 /// Each session has at most one request in flight, but the session table holds several sessions, and under
@@ -137,7 +127,7 @@ impl ProgramEndpoint {
         if let Some(character) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
             return Err(CustomEndpointError::NameCharacter { name: name.clone(), character });
         }
-        if BUILT_IN_NAMES.contains(&name.as_str()) {
+        if names::BUILT_IN.contains(&name.as_str()) {
             return Err(CustomEndpointError::NameReserved { name: name.clone() });
         }
         if self.command.first().is_none_or(String::is_empty) {

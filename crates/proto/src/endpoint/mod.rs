@@ -42,6 +42,9 @@ pub mod names {
     pub const PROV_CTRL: &str = "prov-ctrl";
     /// wifiprov's saved-network list (a custom endpoint, not part of ESP-IDF; see `docs/prov-networks.md`).
     pub const PROV_NETWORKS: &str = "prov-networks";
+
+    /// Every endpoint the provisioning service serves itself; a custom endpoint may take none of these names.
+    pub const BUILT_IN: [&str; 6] = [PROTO_VER, PROV_SESSION, PROV_CONFIG, PROV_SCAN, PROV_CTRL, PROV_NETWORKS];
 }
 
 /// Identifies one client session: the HTTP cookie value, or the BLE link's session.
