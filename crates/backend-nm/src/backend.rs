@@ -1,0 +1,662 @@
+//! [`NetworkManager`]: the [`WifiBackend`] that drives one Wi-Fi device through NetworkManager.
+//!
+//! One background task (the monitor) is the only reader of the device's `StateChanged` signal. It records the
+//! device state, hands every change to the join in progress (so a join sees its own failure reason, which is
+//! carried by no other signal), and turns the end of an established link into [`LinkEvent::LinkLost`]. Link
+//! changes (joins and disconnects) take turns; a newer one supersedes the one in flight.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::AbortHandle;
+use wifiprov_backend::{
+    AccessPoint, AuthMode, BackendError, BoxFuture, ConnectError, ConnectRequest, DisconnectReason, LinkEvent,
+    LinkInfo, ScanParams, Ssid, SsidVisibility, WifiBackend,
+};
+use zbus::proxy::CacheProperties;
+use zbus::{ObjectPath, OwnedObjectPath, OwnedVariant, Variant};
+
+use crate::access_point::{self, Security};
+use crate::error::NmError;
+use crate::profile::{self, KeyMgmt, StationProfile};
+use crate::proxies::{DeviceProxy, Ip4ConfigProxy, ManagerProxy, ProfileProxy, SettingsProxy, WirelessProxy};
+use crate::reason::{self, state};
+
+/// `NM_DEVICE_TYPE_WIFI`.
+const DEVICE_TYPE_WIFI: u32 = 2;
+const ACCESS_POINT_INTERFACE: &str = "org.freedesktop.NetworkManager.AccessPoint";
+
+/// How the backend finds NetworkManager and how long it waits for it.
+#[derive(Debug, Clone)]
+pub struct NmConfig {
+    /// The Wi-Fi interface to drive; `None` takes NetworkManager's first Wi-Fi device.
+    pub interface: Option<String>,
+    /// A D-Bus address to use instead of the system bus (tests run NetworkManager on a private bus).
+    pub bus_address: Option<String>,
+    /// How long a scan may take before the results NetworkManager has are used. NetworkManager postpones an
+    /// explicit scan while the supplicant is busy (associating, in a key handshake).
+    pub scan_timeout: Duration,
+    /// How long a join may take in all. NetworkManager's own timeouts (25 s for the supplicant, 45 s for DHCP)
+    /// normally end a failing join first, with a better reason.
+    pub join_timeout: Duration,
+}
+
+impl Default for NmConfig {
+    fn default() -> Self {
+        Self {
+            interface: None,
+            bus_address: None,
+            scan_timeout: Duration::from_secs(15),
+            join_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// A Wi-Fi device driven through NetworkManager's D-Bus API.
+///
+/// Dropping it stops the monitor; the link (if any) stays up in NetworkManager.
+pub struct NetworkManager {
+    inner: Arc<Inner>,
+    monitor: AbortHandle,
+}
+
+struct Inner {
+    interface: String,
+    device_path: OwnedObjectPath,
+    manager: ManagerProxy<'static>,
+    device: DeviceProxy<'static>,
+    wireless: WirelessProxy<'static>,
+    bus: zbus::Connection,
+    config: NmConfig,
+    state: Mutex<State>,
+    /// Joins and disconnects take turns.
+    turn: tokio::sync::Mutex<()>,
+    /// Bumped by every join and disconnect when it is asked for, so the one in flight sees it is superseded.
+    generation: watch::Sender<u64>,
+    events: broadcast::Sender<LinkEvent>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The device state as of the last `StateChanged` the monitor read.
+    device_state: u32,
+    link: Option<LinkInfo>,
+    /// Our active connection, while a join is in flight or its link is up.
+    active: Option<OwnedObjectPath>,
+    /// Set while we take our own link down, so its end is not reported as lost.
+    leaving: bool,
+    /// Where the monitor sends device state changes while a join is in flight: (new, old, reason).
+    join: Option<mpsc::UnboundedSender<(u32, u32, u32)>>,
+}
+
+impl NetworkManager {
+    /// Connects to NetworkManager, finds the Wi-Fi device, removes profiles an earlier run of ours left
+    /// behind, and starts following the device. Fails with what to fix when NetworkManager is not running,
+    /// the interface is missing, not Wi-Fi, or not managed.
+    pub async fn start(config: NmConfig) -> Result<Self, NmError> {
+        let bus = match &config.bus_address {
+            Some(address) => zbus::connection::Builder::address(address.as_str())
+                .build()
+                .await
+                .map_err(|source| NmError::Bus { address: Some(address.clone()), source })?,
+            None => zbus::Connection::system().await.map_err(|source| NmError::Bus { address: None, source })?,
+        };
+        let manager = ManagerProxy::builder(&bus)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|source| NmError::Call { operation: "make a proxy", source })?;
+        let version = manager.version().await.map_err(NmError::NotRunning)?;
+
+        let (device_path, device) = find_device(&bus, &manager, config.interface.as_deref()).await?;
+        let interface =
+            device.interface().await.map_err(|source| NmError::Call { operation: "read the device", source })?;
+        if !device.managed().await.map_err(|source| NmError::Call { operation: "read the device", source })? {
+            return Err(NmError::Unmanaged { interface });
+        }
+        let wireless = WirelessProxy::builder(&bus)
+            .path(device_path.clone())
+            .build()
+            .await
+            .map_err(|source| NmError::Call { operation: "make a proxy", source })?;
+        let device_state = device
+            .device_state()
+            .await
+            .map_err(|source| NmError::Call { operation: "read the device state", source })?;
+
+        remove_stale_profiles(&bus).await;
+        tracing::info!(%version, %interface, "NetworkManager backend ready");
+
+        let (events, _) = broadcast::channel(16);
+        let inner = Arc::new(Inner {
+            interface,
+            device_path,
+            manager,
+            device,
+            wireless,
+            bus,
+            config,
+            state: Mutex::new(State { device_state, ..State::default() }),
+            turn: tokio::sync::Mutex::new(()),
+            generation: watch::Sender::new(0),
+            events,
+        });
+        // Subscribed before anything is activated, so no state change of ours is missed.
+        let changes = inner
+            .device
+            .receive_state_changed()
+            .await
+            .map_err(|source| NmError::Call { operation: "follow the device state", source })?;
+        let monitor = tokio::spawn(Arc::clone(&inner).monitor(changes)).abort_handle();
+        Ok(Self { inner, monitor })
+    }
+
+    /// The interface this backend drives.
+    pub fn interface(&self) -> &str {
+        &self.inner.interface
+    }
+}
+
+impl Drop for NetworkManager {
+    fn drop(&mut self) {
+        self.monitor.abort();
+    }
+}
+
+async fn find_device(
+    bus: &zbus::Connection,
+    manager: &ManagerProxy<'static>,
+    interface: Option<&str>,
+) -> Result<(OwnedObjectPath, DeviceProxy<'static>), NmError> {
+    let device_at = |path: OwnedObjectPath| async move {
+        let device = DeviceProxy::builder(bus)
+            .path(path.clone())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|source| NmError::Call { operation: "make a proxy", source })?;
+        let kind = device.device_type().await.map_err(|source| NmError::Call { operation: "read a device", source })?;
+        Ok::<_, NmError>((path, device, kind))
+    };
+    match interface {
+        Some(name) => {
+            let path = manager.get_device_by_ip_iface(name).await.map_err(|source| {
+                if error_named(&source, ".UnknownDevice") {
+                    NmError::NoSuchInterface { interface: name.to_owned() }
+                } else {
+                    NmError::Call { operation: "look up the interface", source }
+                }
+            })?;
+            let (path, device, kind) = device_at(path).await?;
+            if kind != DEVICE_TYPE_WIFI {
+                return Err(NmError::NotWifi { interface: name.to_owned() });
+            }
+            Ok((path, device))
+        }
+        None => {
+            let paths =
+                manager.get_devices().await.map_err(|source| NmError::Call { operation: "list devices", source })?;
+            for path in paths {
+                let (path, device, kind) = device_at(path).await?;
+                if kind == DEVICE_TYPE_WIFI {
+                    return Ok((path, device));
+                }
+            }
+            Err(NmError::NoWifiDevice)
+        }
+    }
+}
+
+/// Deletes the profiles marked as ours. A run of ours that ended without cleaning up (a crash, a power cut
+/// while NetworkManager kept running) can leave one; profiles of anybody else are never touched.
+async fn remove_stale_profiles(bus: &zbus::Connection) {
+    let result: zbus::Result<()> = async {
+        let settings = SettingsProxy::new(bus).await?;
+        for path in settings.list_connections().await? {
+            let profile = ProfileProxy::builder(bus).path(path.clone()).build().await?;
+            // A profile can vanish between listing and reading; that is not an error here.
+            let Ok(found) = profile.get_settings().await else { continue };
+            if profile::is_ours(&found) {
+                tracing::info!(profile = %path.as_str(), "removing a profile an earlier run left behind");
+                if let Err(error) = profile.delete().await {
+                    tracing::warn!(%error, "cannot remove an old profile of ours");
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, "cannot list NetworkManager's profiles to remove old ones of ours");
+    }
+}
+
+/// Whether a failed call was answered with an error whose name ends in `suffix` (`.UnknownDevice`, …).
+fn error_named(error: &zbus::Error, suffix: &str) -> bool {
+    match error {
+        zbus::Error::MethodError(name, _, _) => name.as_str().ends_with(suffix),
+        zbus::Error::FDO(fdo) => zbus::DBusError::name(fdo.as_ref()).as_str().ends_with(suffix),
+        _ => false,
+    }
+}
+
+fn platform(operation: &'static str) -> impl FnOnce(zbus::Error) -> BackendError {
+    move |source| BackendError::Platform { operation, source: Box::new(source) }
+}
+
+/// What a join aims at.
+struct Target {
+    /// The access point NetworkManager should pick, or `/` to let it choose.
+    access_point: OwnedObjectPath,
+    key_mgmt: KeyMgmt,
+    hidden: bool,
+    /// What the scan said about it, for the link info should NetworkManager's own lookup fail.
+    seen: Option<AccessPoint>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn emit(&self, event: LinkEvent) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Follows the device until the bus goes away.
+    async fn monitor(self: Arc<Self>, mut changes: crate::proxies::StateChangedStream) {
+        while let Some(signal) = changes.next().await {
+            let Ok(args) = signal.args() else { continue };
+            let (new, old, why) = (args.new_state, args.old_state, args.reason);
+            tracing::debug!(new, old, reason = reason::name(why), "device state");
+            let lost = {
+                let mut state = self.lock();
+                state.device_state = new;
+                if let Some(join) = &state.join {
+                    // A closed receiver means the join just ended; it cleans up itself.
+                    let _ = join.send((new, old, why));
+                }
+                if old == state::ACTIVATED && new != state::ACTIVATED && !state.leaving {
+                    state.active = None;
+                    state.link.take()
+                } else {
+                    None
+                }
+            };
+            if let Some(link) = lost {
+                let reason = reason::link_lost(why);
+                tracing::info!(ssid = %link.ssid, nm_reason = reason::name(why), %reason, "link lost");
+                self.emit(LinkEvent::LinkLost { reason });
+            }
+        }
+        tracing::warn!("NetworkManager's device signals ended; link changes are no longer seen");
+    }
+
+    /// Marks a newer join or disconnect; the one in flight (if any) ends as superseded.
+    fn supersede(&self) -> u64 {
+        let mut mine = 0;
+        self.generation.send_modify(|generation| {
+            *generation += 1;
+            mine = *generation;
+        });
+        mine
+    }
+
+    async fn scan(&self, params: ScanParams) -> Result<Vec<AccessPoint>, BackendError> {
+        if params.mode == wifiprov_backend::ScanMode::Passive {
+            tracing::debug!("NetworkManager cannot scan passively; scanning actively");
+        }
+        self.fresh_scan(None).await?;
+        let mut found: Vec<AccessPoint> = self.access_points().await?.into_iter().map(|(_, ap, _)| ap).collect();
+        if let Some(channels) = &params.channels {
+            found.retain(|ap| channels.contains(&ap.channel));
+        }
+        found.sort_by_key(|ap| core::cmp::Reverse(ap.rssi));
+        Ok(found)
+    }
+
+    /// Asks for a scan (probing for `ssid` when given, which finds hidden networks) and waits until it is done,
+    /// or for the scan timeout.
+    async fn fresh_scan(&self, ssid: Option<&Ssid>) -> Result<(), BackendError> {
+        let before = self.wireless.last_scan().await.map_err(platform("scan"))?;
+        let mut done = self.wireless.receive_last_scan_changed().await;
+        let mut options = HashMap::new();
+        if let Some(ssid) = ssid {
+            options.insert("ssids", Variant::from(vec![ssid.as_bytes().to_vec()]));
+        }
+        if let Err(error) = self.wireless.request_scan(options).await {
+            let refused = error_named(&error, ".NotAllowed");
+            if !refused {
+                return Err(platform("scan")(error));
+            }
+            let device_state = self.lock().device_state;
+            if device_state < state::DISCONNECTED {
+                return Err(if device_state == state::UNAVAILABLE {
+                    BackendError::RadioDisabled
+                } else {
+                    BackendError::InterfaceUnavailable { interface: self.interface.clone() }
+                });
+            }
+            // Refused for now (another scan runs, or the supplicant is busy): the running one or the next
+            // periodic one ends the wait.
+            tracing::debug!(%error, "NetworkManager postponed the scan");
+        }
+        let finished = async {
+            while let Some(change) = done.next().await {
+                if change.get().await.is_ok_and(|at| at != before) {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(self.config.scan_timeout, finished).await.is_err() {
+            tracing::info!(timeout = ?self.config.scan_timeout, "scan did not finish in time; using the access points known so far");
+        }
+        Ok(())
+    }
+
+    /// Every access point NetworkManager knows, with its object path and security.
+    async fn access_points(&self) -> Result<Vec<(OwnedObjectPath, AccessPoint, Security)>, BackendError> {
+        let paths = self.wireless.get_all_access_points().await.map_err(platform("list access points"))?;
+        let mut found = Vec::with_capacity(paths.len());
+        for path in paths {
+            // An access point can go between listing and reading it.
+            let Ok(properties) = self.access_point_properties(&path).await else { continue };
+            match access_point::from_properties(&properties) {
+                Some((ap, security)) => found.push((path, ap, security)),
+                None => tracing::debug!(path = %path.as_str(), "access point with unusable properties"),
+            }
+        }
+        Ok(found)
+    }
+
+    async fn access_point_properties(&self, path: &ObjectPath<'_>) -> zbus::Result<HashMap<String, OwnedVariant>> {
+        let properties = zbus::fdo::PropertiesProxy::builder(&self.bus)
+            .destination("org.freedesktop.NetworkManager")
+            .path(path.to_owned())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?;
+        let interface = zbus::names::InterfaceName::from_static_str_unchecked(ACCESS_POINT_INTERFACE);
+        Ok(properties.get_all(interface).await?)
+    }
+
+    /// Picks what to join: the strongest matching access point (NetworkManager is asked to scan, probing for
+    /// the name, when none is known), or, for a hidden network nothing answered for, the name alone.
+    async fn target(&self, request: &ConnectRequest) -> Result<Target, ConnectError> {
+        let mut best = self.best_match(request).await?;
+        if best.is_none() {
+            self.fresh_scan(Some(&request.ssid)).await?;
+            best = self.best_match(request).await?;
+        }
+        let hidden = request.visibility == SsidVisibility::Hidden;
+        let Some((path, ap, security)) = best else {
+            if !hidden {
+                return Err(ConnectError::NetworkNotFound);
+            }
+            // A hidden network may ignore one probe; NetworkManager keeps probing while it joins. Its
+            // security cannot be seen: `wpa-psk` also offers SAE, so it joins WPA2 and WPA3 networks.
+            let key_mgmt = if request.passphrase.is_some() { KeyMgmt::WpaPsk } else { KeyMgmt::Open };
+            return Ok(Target { access_point: root_path(), key_mgmt, hidden, seen: None });
+        };
+        let key_mgmt = match (ap.auth, security.owe_only) {
+            (AuthMode::Open, true) => KeyMgmt::Owe,
+            (AuthMode::Open, false) => KeyMgmt::Open,
+            (AuthMode::Wpa3Sae, _) => KeyMgmt::Sae,
+            (AuthMode::WpaPsk | AuthMode::Wpa2Psk | AuthMode::WpaWpa2Psk | AuthMode::Wpa2Wpa3, _) => KeyMgmt::WpaPsk,
+            (auth, _) => return Err(ConnectError::UnsupportedAuth { auth }),
+        };
+        if key_mgmt != KeyMgmt::Open && key_mgmt != KeyMgmt::Owe && request.passphrase.is_none() {
+            // What a station gets from such a network without a key.
+            return Err(ConnectError::AuthFailed);
+        }
+        Ok(Target { access_point: path, key_mgmt, hidden, seen: Some(ap) })
+    }
+
+    async fn best_match(
+        &self,
+        request: &ConnectRequest,
+    ) -> Result<Option<(OwnedObjectPath, AccessPoint, Security)>, BackendError> {
+        let candidates = self.access_points().await?.into_iter().filter(|(_, ap, _)| {
+            let named = ap.ssid.as_ref() == Some(&request.ssid);
+            match request.bssid {
+                // A hidden access point asked for by its BSSID counts even before a probe named it.
+                Some(bssid) => ap.bssid == bssid && (named || ap.ssid.is_none()),
+                None => named,
+            }
+        });
+        Ok(candidates.max_by_key(|(_, ap, _)| ap.rssi))
+    }
+
+    async fn connect(self: Arc<Self>, request: ConnectRequest) -> Result<LinkInfo, ConnectError> {
+        let mine = self.supersede();
+        let mut superseded = self.generation.subscribe();
+        let _turn = self.turn.lock().await;
+        if *superseded.borrow_and_update() != mine {
+            return Err(ConnectError::Cancelled);
+        }
+        // Undoes the join if this future is dropped before it ends.
+        let mut cleanup = Cleanup { inner: Some(Arc::clone(&self)) };
+        self.take_down().await?;
+
+        let outcome = tokio::select! {
+            outcome = self.join(&request) => outcome,
+            _ = superseded.changed() => Err(ConnectError::Cancelled),
+        };
+        match &outcome {
+            Ok(link) => {
+                cleanup.inner = None;
+                tracing::info!(ssid = %link.ssid, ip = %link.ip4, "joined");
+            }
+            Err(error) => {
+                self.lock().join = None;
+                self.abandon().await;
+                cleanup.inner = None;
+                tracing::info!(ssid = %request.ssid, %error, "join failed");
+            }
+        }
+        outcome
+    }
+
+    async fn join(&self, request: &ConnectRequest) -> Result<LinkInfo, ConnectError> {
+        let target = self.target(request).await?;
+        let (changes_tx, mut changes) = mpsc::unbounded_channel();
+        self.lock().join = Some(changes_tx);
+        let profile = StationProfile {
+            interface: &self.interface,
+            ssid: &request.ssid,
+            key_mgmt: target.key_mgmt,
+            passphrase: request.passphrase.as_ref(),
+            hidden: target.hidden,
+            bssid: request.bssid,
+        };
+        // `volatile`: NetworkManager deletes the profile when it goes down; in memory only, never on disk.
+        let options = HashMap::from([("persist", Variant::from("volatile"))]);
+        let settings = profile.settings();
+        let added =
+            self.manager.add_and_activate_connection2(settings, &self.device_path, &target.access_point, options).await;
+        let (_, active, _) = added.map_err(|error| {
+            tracing::warn!(%error, "NetworkManager refused the profile");
+            platform("join")(error)
+        })?;
+        tracing::debug!(active = %active.as_str(), key_mgmt = ?target.key_mgmt, hidden = target.hidden, "activating");
+        self.lock().active = Some(active);
+
+        let deadline = tokio::time::sleep(self.config.join_timeout);
+        tokio::pin!(deadline);
+        let mut started = false;
+        loop {
+            let (new, _old, why) = tokio::select! {
+                change = changes.recv() => change.ok_or(ConnectError::Backend(BackendError::Closed))?,
+                () = &mut deadline => return Err(ConnectError::Timeout),
+            };
+            match new {
+                state::ACTIVATED => return self.established(request, &target).await,
+                state::FAILED => {
+                    tracing::info!(nm_reason = reason::name(why), code = why, "NetworkManager could not join");
+                    return Err(reason::join_failure(why));
+                }
+                state::DISCONNECTED | state::DEACTIVATING if started => {
+                    tracing::info!(nm_reason = reason::name(why), code = why, "the join was called off");
+                    return Err(reason::join_failure(why));
+                }
+                state::PREPARE..state::ACTIVATED => started = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads the new link and makes it current, unless the device already left ACTIVATED again.
+    async fn established(&self, request: &ConnectRequest, target: &Target) -> Result<LinkInfo, ConnectError> {
+        let ip4 = self.address().await?.ok_or_else(|| {
+            tracing::warn!("activated without an IPv4 address");
+            ConnectError::Timeout
+        })?;
+        let current = match self.wireless.active_access_point().await {
+            Ok(path) if path.as_str() != "/" => self
+                .access_point_properties(&path)
+                .await
+                .ok()
+                .and_then(|properties| access_point::from_properties(&properties))
+                .map(|(ap, _)| ap),
+            _ => None,
+        };
+        let Some(ap) = current.or_else(|| target.seen.clone()) else {
+            return Err(ConnectError::Backend(BackendError::Platform {
+                operation: "join",
+                source: "activated without an access point".into(),
+            }));
+        };
+        let link = LinkInfo {
+            ssid: request.ssid.clone(),
+            bssid: ap.bssid,
+            channel: ap.channel,
+            auth: ap.auth,
+            ip4,
+            rssi: ap.rssi,
+        };
+        {
+            let mut state = self.lock();
+            state.join = None;
+            if state.device_state != state::ACTIVATED {
+                return Err(ConnectError::AssociationFailed);
+            }
+            state.link = Some(link.clone());
+        }
+        self.emit(LinkEvent::Connected(link.clone()));
+        Ok(link)
+    }
+
+    async fn address(&self) -> Result<Option<Ipv4Addr>, ConnectError> {
+        let path = self.device.ip4_config().await.map_err(platform("read the address"))?;
+        if path.as_str() == "/" {
+            return Ok(None);
+        }
+        let config = Ip4ConfigProxy::builder(&self.bus)
+            .path(path)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(platform("read the address"))?;
+        let addresses = config.address_data().await.map_err(platform("read the address"))?;
+        Ok(addresses.iter().find_map(|entry| {
+            let text: &str = entry.get("address")?.downcast_ref().ok()?;
+            text.parse().ok()
+        }))
+    }
+
+    /// Takes our link (or join) down and reports the end of an established link as asked for.
+    async fn take_down(&self) -> Result<(), BackendError> {
+        let active = {
+            let mut state = self.lock();
+            state.leaving = true;
+            state.active.take()
+        };
+        let result = match &active {
+            Some(path) => self.deactivate(path).await,
+            None => Ok(()),
+        };
+        let ended = {
+            let mut state = self.lock();
+            state.leaving = false;
+            state.link.take()
+        };
+        if let Some(link) = ended {
+            tracing::info!(ssid = %link.ssid, "left the network");
+            self.emit(LinkEvent::Disconnected { reason: DisconnectReason::ASSOC_LEAVE });
+        }
+        result
+    }
+
+    async fn deactivate(&self, active: &ObjectPath<'_>) -> Result<(), BackendError> {
+        match self.manager.deactivate_connection(active).await {
+            Ok(()) => Ok(()),
+            // Already gone: it failed, or somebody else took it down.
+            Err(error) if error_named(&error, ".ConnectionNotActive") || error_named(&error, ".UnknownConnection") => {
+                Ok(())
+            }
+            Err(error) => Err(platform("disconnect")(error)),
+        }
+    }
+
+    /// Undoes a join that did not succeed.
+    async fn abandon(&self) {
+        let active = self.lock().active.take();
+        if let Some(path) = active
+            && let Err(error) = self.deactivate(&path).await
+        {
+            tracing::warn!(%error, "cannot call off the join");
+        }
+    }
+
+    async fn disconnect(&self) -> Result<(), BackendError> {
+        self.supersede();
+        let _turn = self.turn.lock().await;
+        self.take_down().await
+    }
+}
+
+fn root_path() -> OwnedObjectPath {
+    OwnedObjectPath::from(ObjectPath::from_static_str_unchecked("/"))
+}
+
+/// Calls off a join whose future was dropped half-way, so that the link stays down as the trait promises.
+struct Cleanup {
+    inner: Option<Arc<Inner>>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else { return };
+        inner.lock().join = None;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { inner.abandon().await });
+        }
+    }
+}
+
+impl WifiBackend for NetworkManager {
+    fn scan(&self, params: ScanParams) -> BoxFuture<'_, Result<Vec<AccessPoint>, BackendError>> {
+        Box::pin(self.inner.scan(params))
+    }
+
+    fn connect(&self, request: ConnectRequest) -> BoxFuture<'_, Result<LinkInfo, ConnectError>> {
+        Box::pin(Arc::clone(&self.inner).connect(request))
+    }
+
+    fn disconnect(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(self.inner.disconnect())
+    }
+
+    fn link(&self) -> Option<LinkInfo> {
+        self.inner.lock().link.clone()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<LinkEvent> {
+        self.inner.events.subscribe()
+    }
+}
