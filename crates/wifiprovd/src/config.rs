@@ -90,10 +90,12 @@ pub struct RawConfig {
     pub service_key: Option<Secret>,
     /// Directory of the persisted state.
     pub state_dir: Option<PathBuf>,
-    /// Wi-Fi backend; only `sim` for now.
+    /// Wi-Fi backend: `sim` (the simulated radio) or `networkmanager`.
     pub backend: Option<String>,
     /// Scenario file of the simulated radio.
     pub scenario: Option<PathBuf>,
+    /// The Wi-Fi interface NetworkManager should drive (`networkmanager` backend).
+    pub wifi_interface: Option<String>,
     /// Stop provisioning automatically after success.
     pub auto_stop: Option<bool>,
     /// Upper bound on how long provisioning stays up after success, in seconds.
@@ -221,6 +223,7 @@ impl RawConfig {
             state_dir,
             backend,
             scenario,
+            wifi_interface,
             auto_stop,
             auto_stop_timeout_secs,
             connect_attempts,
@@ -241,6 +244,21 @@ impl RawConfig {
             show_credentials
         )
     }
+}
+
+/// Which radio the daemon provisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// The simulated radio, with a scenario file or the built-in one.
+    Sim {
+        /// The scenario; `None` = the built-in demo.
+        scenario: Option<PathBuf>,
+    },
+    /// A Wi-Fi device driven through NetworkManager on the system bus.
+    NetworkManager {
+        /// The interface; `None` = NetworkManager's first Wi-Fi device.
+        interface: Option<String>,
+    },
 }
 
 /// Why the configuration is unusable. Secrets are never quoted.
@@ -334,8 +352,8 @@ pub struct DaemonConfig {
     pub service_key: Option<Secret>,
     /// Persisted state directory.
     pub state_dir: PathBuf,
-    /// Simulated radio scenario; `None` = the built-in one.
-    pub scenario: Option<PathBuf>,
+    /// The radio to provision.
+    pub backend: BackendChoice,
     /// Manager settings.
     pub manager: ManagerConfig,
     /// Provision even when provisioned.
@@ -411,11 +429,23 @@ impl DaemonConfig {
                 format!("must be at most {} bytes to be advertised over BLE", wifiprov_transport_ble::MAX_NAME_LEN),
             ));
         }
-        if let Some(backend) = raw.backend.as_deref()
-            && backend != "sim"
-        {
-            return Err(invalid("backend", format!("unknown backend {backend:?} (available: sim)")));
-        }
+        let backend = match raw.backend.as_deref().unwrap_or("sim") {
+            "sim" => {
+                if raw.wifi_interface.is_some() {
+                    return Err(invalid("wifi_interface", "applies to the networkmanager backend only"));
+                }
+                BackendChoice::Sim { scenario: raw.scenario.clone() }
+            }
+            "networkmanager" => {
+                if raw.scenario.is_some() {
+                    return Err(invalid("scenario", "applies to the sim backend only"));
+                }
+                BackendChoice::NetworkManager { interface: raw.wifi_interface.clone() }
+            }
+            other => {
+                return Err(invalid("backend", format!("unknown backend {other:?} (available: sim, networkmanager)")));
+            }
+        };
         let auto_stop = match (raw.auto_stop.unwrap_or(true), raw.auto_stop_timeout_secs) {
             (false, _) => AutoStop::Disabled,
             (true, secs) => AutoStop::After { timeout: Duration::from_secs(secs.unwrap_or(30)) },
@@ -463,7 +493,7 @@ impl DaemonConfig {
             service_name,
             service_key: raw.service_key,
             state_dir: raw.state_dir.unwrap_or_else(default_state_dir),
-            scenario: raw.scenario,
+            backend,
             manager,
             always_provision: raw.always_provision.unwrap_or(false),
             max_sessions,
@@ -620,7 +650,16 @@ mod tests {
         for (raw, setting) in [
             (RawConfig { security: Some(3), ..RawConfig::default() }, "security"),
             (RawConfig { sec2_patch: Some(2), ..RawConfig::default() }, "sec2_patch"),
-            (RawConfig { backend: Some("nm".into()), ..RawConfig::default() }, "backend"),
+            (RawConfig { backend: Some("iwd".into()), ..RawConfig::default() }, "backend"),
+            (RawConfig { wifi_interface: Some("wlan0".into()), ..RawConfig::default() }, "wifi_interface"),
+            (
+                RawConfig {
+                    backend: Some("networkmanager".into()),
+                    scenario: Some("demo.toml".into()),
+                    ..RawConfig::default()
+                },
+                "scenario",
+            ),
             (RawConfig { transport: Some(OneOrMany::One("softap".into())), ..RawConfig::default() }, "transport"),
             (RawConfig { transport: Some(OneOrMany::One("http,http".into())), ..RawConfig::default() }, "transport"),
             (

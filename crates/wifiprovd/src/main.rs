@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use wifiprov_backend::WifiBackend;
+use wifiprov_backend_nm::{NetworkManager, NmConfig};
 use wifiprov_backend_sim::SimRadio;
 use wifiprov_manager::Event;
 use wifiprov_proto::endpoint::SessionLimits;
@@ -15,7 +16,9 @@ use wifiprov_proto::rng::OsRandom;
 use wifiprov_store::{Counter, NetworkStore};
 use wifiprov_transport_ble::{BleConfig, bluer};
 use wifiprov_transport_http::HttpConfig;
-use wifiprovd::config::{Credentials, DaemonConfig, OneOrMany, RawConfig, RawCustomEndpoint, Secret, TransportChoice};
+use wifiprovd::config::{
+    BackendChoice, Credentials, DaemonConfig, OneOrMany, RawConfig, RawCustomEndpoint, Secret, TransportChoice,
+};
 use wifiprovd::frontend::{BleFrontend, Frontend, HttpFrontend};
 use wifiprovd::guessing::{self, Guessing, SecurityEvent};
 use wifiprovd::mdns::{MdnsAdvertiser, MdnsConfig};
@@ -87,12 +90,16 @@ struct Flags {
     /// Directory for the provisioned state [default: /var/lib/wifiprov as root, else ~/.local/state/wifiprov].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Wi-Fi backend [default: sim].
-    #[arg(long, value_name = "NAME")]
+    /// Wi-Fi backend: sim (a simulated radio) or networkmanager (a real Wi-Fi device through NetworkManager)
+    /// [default: sim].
+    #[arg(long, value_name = "sim|networkmanager")]
     backend: Option<String>,
     /// Scenario file for the simulated radio [default: the built-in demo scenario].
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
+    /// Wi-Fi interface for --backend networkmanager [default: NetworkManager's first Wi-Fi device].
+    #[arg(long, value_name = "IF")]
+    wifi_interface: Option<String>,
     /// Keep provisioning open after success (allows `prov-ctrl` reprovisioning).
     #[arg(long)]
     no_auto_stop: bool,
@@ -154,6 +161,7 @@ impl Flags {
             state_dir: self.state_dir,
             backend: self.backend,
             scenario: self.scenario,
+            wifi_interface: self.wifi_interface,
             auto_stop: self.no_auto_stop.then_some(false),
             auto_stop_timeout_secs: None,
             connect_attempts: self.connect_attempts,
@@ -212,11 +220,16 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
 
-    let radio = match &config.scenario {
-        Some(path) => SimRadio::from_file(path).context("cannot load the radio scenario")?,
-        None => SimRadio::builtin_default(),
+    let backend: Arc<dyn WifiBackend> = match &config.backend {
+        BackendChoice::Sim { scenario: Some(path) } => {
+            Arc::new(SimRadio::from_file(path).context("cannot load the radio scenario")?)
+        }
+        BackendChoice::Sim { scenario: None } => Arc::new(SimRadio::builtin_default()),
+        BackendChoice::NetworkManager { interface } => {
+            let config = NmConfig { interface: interface.clone(), ..NmConfig::default() };
+            Arc::new(NetworkManager::start(config).await.context("cannot use NetworkManager")?)
+        }
     };
-    let backend: Arc<dyn WifiBackend> = Arc::new(radio);
     let store = NetworkStore::open(&config.state_dir);
     let service_config = ServiceConfig {
         manager: config.manager.clone(),
