@@ -12,6 +12,7 @@ use wifiprov_proto::rng::{RandomUnavailable, SecureRandom};
 pub mod attack;
 pub mod bluezoo;
 pub mod harness;
+pub mod lab;
 pub mod process;
 pub mod transcript;
 
