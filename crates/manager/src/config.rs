@@ -53,6 +53,11 @@ pub struct PolicyConfig {
     /// Whether provisioning reopens by itself when the device is offline: at start once a round through the
     /// saved networks failed, and `reopen_grace` after a lost link.
     pub reopen: bool,
+    /// Whether a round starts with a scan and tries only the saved networks it sees (and the hidden ones,
+    /// which a scan cannot name). A device carried to a new place then opens provisioning within one scan,
+    /// instead of after every saved network's attempt timed out. Without a scan (or when it fails), every
+    /// saved network is tried.
+    pub scan_first: bool,
 }
 
 impl Default for PolicyConfig {
@@ -62,6 +67,7 @@ impl Default for PolicyConfig {
             retry_interval: Duration::from_secs(30),
             reopen_grace: Duration::from_secs(60),
             reopen: true,
+            scan_first: true,
         }
     }
 }

@@ -484,8 +484,19 @@ impl Manager {
         }
     }
 
-    /// The outcome of an [`Action::Scan`].
-    pub fn handle_scan_result(&mut self, result: Result<Vec<AccessPoint>, BackendError>) {
+    /// The outcome of an [`Action::Scan`], asked for by a client or by the connection policy (one answer serves
+    /// both when their scans overlap).
+    pub fn handle_scan_result(&mut self, now: Instant, result: Result<Vec<AccessPoint>, BackendError>) {
+        if self.round_scanning() {
+            let seen = match &result {
+                Ok(found) => Some(found.iter().filter_map(|ap| ap.ssid.clone()).collect()),
+                Err(error) => {
+                    tracing::info!(%error, "scan failed; trying every saved network");
+                    None
+                }
+            };
+            self.round_scanned(now, seen);
+        }
         if !self.scan.running {
             return;
         }

@@ -5,6 +5,8 @@
 //! 2. a client's `prov-networks` request to add-and-join or switch to a network;
 //! 3. the policy, which walks the saved networks in priority order ("a round"), one attempt at a time, each
 //!    bounded by `attempt_timeout`. A round that joins nothing schedules the next after `retry_interval`.
+//!    With `scan_first`, a round starts with a scan and skips the saved networks it does not see (hidden ones
+//!    are always tried: no scan names them).
 //!
 //! Provisioning reopens on its own when the device is offline: right after the first round at start fails,
 //! and `reopen_grace` after a lost link that no round could replace. A service the policy opened closes
@@ -14,11 +16,11 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use wifiprov_backend::{ConnectError, ConnectRequest, LinkInfo, Ssid};
+use wifiprov_backend::{ConnectError, ConnectRequest, LinkInfo, ScanParams, Ssid};
 
 use crate::action::{Action, AttemptId, Credentials, Event};
 use crate::manager::{Manager, ProvState, WifiState};
-use crate::networks::{ConnectOutcome, LastResult, NetworkSecurity, SavedNetwork};
+use crate::networks::{ConnectOutcome, LastResult, NetworkSecurity, SavedNetwork, Visibility};
 
 /// Finished client requests kept for their handlers to collect; older ones are dropped.
 const FINISHED_REQUESTS_KEPT: usize = 16;
@@ -70,8 +72,8 @@ pub(crate) struct InFlight {
 pub(crate) struct Station {
     pub(crate) in_flight: Option<InFlight>,
     next_attempt: u64,
-    /// The SSIDs tried in the current round; `None` when no round is under way.
-    round: Option<Vec<Ssid>>,
+    /// The current round; `None` when no round is under way.
+    round: Option<Round>,
     /// When the next round starts.
     next_round: Option<Instant>,
     /// When provisioning reopens if the device is still offline.
@@ -84,6 +86,17 @@ pub(crate) struct Station {
     pub(crate) connected: Option<Ssid>,
     next_request: u64,
     finished: VecDeque<(RequestId, RequestOutcome)>,
+}
+
+/// A round through the saved networks.
+#[derive(Debug, Default)]
+struct Round {
+    /// The SSIDs tried so far.
+    tried: Vec<Ssid>,
+    /// Waiting for the round's scan.
+    scanning: bool,
+    /// The SSIDs the round's scan saw; `None` when there was no scan (or it failed): every network is tried.
+    seen: Option<Vec<Ssid>>,
 }
 
 impl Station {
@@ -231,7 +244,37 @@ impl Manager {
             return;
         }
         self.station.next_round = None;
-        self.station.round = Some(Vec::new());
+        if self.config.policy.scan_first {
+            self.wifi = WifiState::Connecting { attempts_remaining: None };
+            self.station.round = Some(Round { scanning: true, ..Round::default() });
+            self.actions.push_back(Action::Scan(ScanParams::default()));
+            return;
+        }
+        self.station.round = Some(Round::default());
+        self.try_next(now);
+    }
+
+    /// Whether the round waits for its scan.
+    pub(crate) fn round_scanning(&self) -> bool {
+        self.station.round.as_ref().is_some_and(|round| round.scanning)
+    }
+
+    /// The round's scan finished: its attempts start, with the networks it saw (every network when it failed).
+    pub(crate) fn round_scanned(&mut self, now: Instant, seen: Option<Vec<Ssid>>) {
+        let Some(round) = self.station.round.as_mut().filter(|round| round.scanning) else { return };
+        round.scanning = false;
+        if let Some(seen) = &seen {
+            let missing: Vec<String> = self
+                .networks
+                .iter()
+                .filter(|n| n.visibility() != Visibility::Hidden && !seen.contains(n.ssid()))
+                .map(|n| n.ssid().to_string())
+                .collect();
+            if !missing.is_empty() {
+                tracing::info!(?missing, "saved networks not in range are skipped this round");
+            }
+        }
+        round.seen = seen;
         self.try_next(now);
     }
 
@@ -242,10 +285,16 @@ impl Manager {
     }
 
     fn try_next(&mut self, now: Instant) {
-        let Some(tried) = &mut self.station.round else { return };
-        let next = self.networks.iter().enumerate().find(|(_, network)| !tried.contains(network.ssid()));
+        let Some(round) = &mut self.station.round else { return };
+        let next = self.networks.iter().enumerate().find(|(_, network)| {
+            let in_range = match &round.seen {
+                Some(seen) => network.visibility() == Visibility::Hidden || seen.contains(network.ssid()),
+                None => true,
+            };
+            in_range && !round.tried.contains(network.ssid())
+        });
         if let Some((priority, network)) = next {
-            tried.push(network.ssid().clone());
+            round.tried.push(network.ssid().clone());
             let request = network.connect_request();
             tracing::info!(ssid = %network.ssid(), priority, "trying saved network");
             self.events.push_back(Event::TryingSaved { ssid: network.ssid().clone(), priority });

@@ -53,6 +53,13 @@ fn attempt(m: &mut Manager) -> (AttemptId, ConnectRequest) {
     connects.into_iter().next().unwrap()
 }
 
+/// Answers the scan a policy round starts with: `ssid` is in range.
+fn round_scan_sees(m: &mut Manager, now: Instant, ssid: &str) {
+    let pending = actions(m);
+    assert!(pending.iter().any(|a| matches!(a, Action::Scan(_))), "a round starts with a scan: {pending:?}");
+    m.handle_scan_result(now, Ok(vec![ap(Some(ssid), 1, -50)]));
+}
+
 fn status(m: &mut Manager, now: Instant) -> ProvisioningStatus {
     m.provisioning_status(ALICE, now)
 }
@@ -190,7 +197,9 @@ fn a_save_that_takes_too_long_fails_the_attempt() {
 fn a_lost_link_while_saving_is_rejoined_and_the_save_still_counts() {
     let (mut m, t1, revision) = joined_and_saving(ManagerConfig::default());
     m.handle_link_event(t1, LinkEvent::LinkLost { reason: wifiprov_backend::DisconnectReason::BEACON_TIMEOUT });
-    // The network is in the list: the policy rejoins it rather than leaving the station offline.
+    // The network is in the list: the policy rejoins it rather than leaving the station offline, once its scan
+    // sees it.
+    round_scan_sees(&mut m, t1, "home");
     let (id, request) = attempt(&mut m);
     assert_eq!(request.ssid.as_bytes(), b"home");
     m.handle_networks_written(t1, revision, WriteOutcome::Written);
@@ -322,13 +331,16 @@ fn scan_results_are_sorted_filtered_and_capped() {
     m.start_scan(ScanParams::default()).unwrap();
     assert!(actions(&mut m).is_empty());
     assert!(!m.scan_finished() && m.scan_running());
-    m.handle_scan_result(Ok(vec![
-        ap(Some("weak"), 1, -90),
-        ap(None, 2, -10),
-        ap(Some("strong"), 3, -30),
-        ap(Some("mid"), 4, -60),
-        ap(Some("mid2"), 5, -61),
-    ]));
+    m.handle_scan_result(
+        Instant::now(),
+        Ok(vec![
+            ap(Some("weak"), 1, -90),
+            ap(None, 2, -10),
+            ap(Some("strong"), 3, -30),
+            ap(Some("mid"), 4, -60),
+            ap(Some("mid2"), 5, -61),
+        ]),
+    );
     assert!(m.scan_finished());
     let names: Vec<&[u8]> = m.scan_results().iter().map(|ap| ap.ssid.as_ref().unwrap().as_bytes()).collect();
     assert_eq!(names, [&b"strong"[..], b"mid", b"mid2"]);
@@ -365,7 +377,8 @@ fn a_lost_link_is_rejoined() {
     let t2 = t0 + Duration::from_secs(5);
     m.handle_link_event(t2, LinkEvent::LinkLost { reason: wifiprov_backend::DisconnectReason::BEACON_TIMEOUT });
     assert_eq!(*m.wifi(), WifiState::Connecting { attempts_remaining: None });
-    // The network is saved now, so the policy rejoins it at once.
+    // The network is saved now, so the policy rejoins it as soon as a scan sees it.
+    round_scan_sees(&mut m, t2, "home");
     let (_, request) = attempt(&mut m);
     assert_eq!(request.ssid.as_bytes(), b"home");
 }

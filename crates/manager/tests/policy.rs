@@ -28,7 +28,14 @@ const GRACE: Duration = Duration::from_secs(60);
 
 fn config() -> ManagerConfig {
     ManagerConfig {
-        policy: PolicyConfig { attempt_timeout: ATTEMPT, retry_interval: RETRY, reopen_grace: GRACE, reopen: true },
+        // Rounds without a scan first; `scan_first_*` tests cover the scan.
+        policy: PolicyConfig {
+            attempt_timeout: ATTEMPT,
+            retry_interval: RETRY,
+            reopen_grace: GRACE,
+            reopen: true,
+            scan_first: false,
+        },
         wall_clock: std::sync::Arc::new(FixedClock),
         ..ManagerConfig::default()
     }
@@ -287,7 +294,7 @@ fn list_merges_saved_and_scanned_and_carries_no_secret() {
     actions(&mut m);
     m.scan_for_listing();
     assert!(matches!(actions(&mut m).as_slice(), [Action::Scan(_)]));
-    m.handle_scan_result(Ok(vec![super::ap(Some("home"), 1, -40), super::ap(Some("cafe"), 9, -70)]));
+    m.handle_scan_result(t0, Ok(vec![super::ap(Some("home"), 1, -40), super::ap(Some("cafe"), 9, -70)]));
     assert!(m.scan_finished());
     let listed = m.listed_networks();
     let summary: Vec<_> = listed.iter().map(|n| (n.ssid.to_string(), n.priority, n.connected)).collect();
@@ -314,4 +321,101 @@ fn a_provisioning_attempt_preempts_a_waiting_join_request() {
     m.apply_credentials(client, t0).unwrap();
     assert_eq!(m.take_request_outcome(req), Some(RequestOutcome::Preempted));
     assert_eq!(saved_order(&m), ["home"]);
+}
+
+fn scanning_manager(networks: Vec<SavedNetwork>) -> Manager {
+    let mut config = config();
+    config.policy.scan_first = true;
+    let list = NetworkList::from_networks(8, networks).unwrap();
+    let mut m = Manager::with_networks(config, list);
+    events(&mut m);
+    m
+}
+
+#[test]
+fn scan_first_tries_only_the_saved_networks_in_range_and_hidden_ones() {
+    use wifiprov_manager::networks::Visibility;
+    let t0 = Instant::now();
+    let mut m = scanning_manager(vec![
+        saved("away"),
+        saved("attic").with_visibility(Visibility::Hidden),
+        saved("office"),
+        saved("home"),
+    ]);
+    assert!(m.start_policy(t0));
+    assert!(matches!(actions(&mut m).as_slice(), [Action::Scan(_)]), "a round starts with a scan");
+    m.handle_scan_result(t0, Ok(vec![super::ap(Some("home"), 1, -40), super::ap(None, 2, -50)]));
+    // "away" and "office" are not in range; the hidden "attic" cannot be seen and is tried anyway.
+    let (id, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"attic");
+    m.handle_connect_result(t0, id, Err(ConnectError::NetworkNotFound));
+    let (id, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"home");
+    m.handle_connect_result(t0, id, Err(ConnectError::AuthFailed));
+    // Nothing else is tried: provisioning opens after one scan and two attempts, not four.
+    assert_eq!(m.state(), ProvState::Started);
+    let tried: Vec<_> = events(&mut m)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::TryingSaved { ssid, .. } => Some(ssid.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tried, ["attic", "home"]);
+
+    // The next round scans again and finds "office" this time.
+    m.handle_timeout(t0 + RETRY);
+    assert!(actions(&mut m).iter().any(|a| matches!(a, Action::Scan(_))));
+    m.handle_scan_result(t0 + RETRY, Ok(vec![super::ap(Some("office"), 3, -60)]));
+    let (_, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"attic");
+}
+
+#[test]
+fn scan_first_with_a_failed_scan_tries_every_network() {
+    let t0 = Instant::now();
+    let mut m = scanning_manager(vec![saved("a"), saved("b")]);
+    m.start_policy(t0);
+    actions(&mut m);
+    m.handle_scan_result(t0, Err(wifiprov_backend::BackendError::Busy));
+    let (id, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"a");
+    m.handle_connect_result(t0, id, Err(ConnectError::NetworkNotFound));
+    let (_, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"b");
+}
+
+#[test]
+fn scan_first_with_nothing_in_range_opens_provisioning_at_once() {
+    let t0 = Instant::now();
+    let mut m = scanning_manager(vec![saved("a"), saved("b")]);
+    m.start_policy(t0);
+    actions(&mut m);
+    m.handle_scan_result(t0, Ok(vec![super::ap(Some("elsewhere"), 1, -40)]));
+    assert_eq!(m.state(), ProvState::Started);
+    let pending = actions(&mut m);
+    assert!(pending.iter().all(|a| !matches!(a, Action::Connect { .. })), "{pending:?}");
+    assert!(pending.iter().any(|a| matches!(a, Action::StartService)));
+}
+
+#[test]
+fn scan_first_after_a_failed_add_rejoins_the_saved_network() {
+    let t0 = Instant::now();
+    let mut m = scanning_manager(vec![saved("home")]);
+    m.start_policy(t0);
+    actions(&mut m);
+    m.handle_scan_result(t0, Ok(vec![super::ap(Some("home"), 1, -40)]));
+    let (id, _) = attempt(&mut m);
+    m.handle_connect_result(t0, id, Ok(link("home")));
+    let AddNetwork::Joining(_) = m.add_network(t0, saved("office"), None, JoinFirst::Yes).unwrap() else {
+        panic!("joins first")
+    };
+    let (id, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"office");
+    m.handle_connect_result(t0, id, Err(ConnectError::AuthFailed));
+    let pending = actions(&mut m);
+    assert!(pending.iter().any(|a| matches!(a, Action::Scan(_))), "{pending:?}");
+    m.handle_scan_result(t0, Ok(vec![super::ap(Some("home"), 1, -40), super::ap(Some("office"), 2, -50)]));
+    let (_, request) = attempt(&mut m);
+    assert_eq!(request.ssid.as_bytes(), b"home");
 }

@@ -178,7 +178,7 @@ impl Actor {
                 },
                 Some(outcome) = outcomes.recv() => match outcome {
                     RadioOutcome::Connected(attempt, result) => self.manager.handle_connect_result(now(), attempt, result),
-                    RadioOutcome::Scanned(result) => self.manager.handle_scan_result(result),
+                    RadioOutcome::Scanned(result) => self.manager.handle_scan_result(now(), result),
                 },
                 Some(done) = written.recv() => {
                     self.written = done;

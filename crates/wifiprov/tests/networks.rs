@@ -23,6 +23,18 @@ async fn networks_add_list_move_connect_remove() {
     let refused = run(&["add", "--ssid", "office", "--passphrase", "not-the-secret", "--json"]).await;
     refused.expect(6);
     assert_eq!(refused.json()["status"], "connect_failed");
+    // After the failed join the policy rejoins "home" (a scan, then the join). Wait for it, so that the next
+    // network saved at the top is not what that round finds first.
+    for _ in 0..50 {
+        let listed = run(&["list", "--json"]).await;
+        let home_connected = listed.json()["networks"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|n| n["ssid"] == "home" && n["connected"] == true));
+        if home_connected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     // Saved without joining, at the top.
     run(&["add", "--ssid", "attic", "--passphrase", "attic-pass", "--no-connect", "--priority", "0"]).await.expect(0);
 

@@ -469,6 +469,7 @@ impl DaemonConfig {
             retry_interval: seconds(raw.retry_interval_secs, "retry_interval_secs", defaults.policy.retry_interval)?,
             reopen_grace: seconds(raw.reopen_grace_secs, "reopen_grace_secs", defaults.policy.reopen_grace)?,
             reopen: raw.reopen.unwrap_or(defaults.policy.reopen),
+            scan_first: defaults.policy.scan_first,
         };
         let manager = ManagerConfig {
             auto_stop,
