@@ -90,9 +90,28 @@ pub(crate) fn parse_bssid(text: &str) -> Option<Bssid> {
     parts.next().is_none().then_some(Bssid::new(octets))
 }
 
-/// An access point from its `org.freedesktop.NetworkManager.AccessPoint` properties, with its security
-/// details. `None` when a property is missing or out of range (logged by the caller).
-pub(crate) fn from_properties(properties: &HashMap<String, OwnedVariant>) -> Option<(AccessPoint, Security)> {
+/// An access point as NetworkManager knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Known {
+    pub(crate) ap: AccessPoint,
+    pub(crate) security: Security,
+    /// When it was last heard, CLOCK_BOOTTIME seconds (`LastSeen`); `None` when NetworkManager does not say.
+    pub(crate) last_seen: Option<i32>,
+}
+
+impl Known {
+    /// Whether a scan that finished after `last_scan` (CLOCK_BOOTTIME milliseconds) heard it. NetworkManager
+    /// keeps an access point for a while after it goes quiet (the supplicant drops it after two scans without
+    /// it, or three minutes), so a scan's list also holds networks that are gone. `LastSeen` has whole
+    /// seconds: an access point heard within the second before `last_scan` still counts.
+    pub(crate) fn heard_since(&self, last_scan: i64) -> bool {
+        self.last_seen.is_none_or(|seen| i64::from(seen) * 1000 + 1000 > last_scan)
+    }
+}
+
+/// An access point from its `org.freedesktop.NetworkManager.AccessPoint` properties. `None` when a property is
+/// missing or out of range (logged by the caller).
+pub(crate) fn from_properties(properties: &HashMap<String, OwnedVariant>) -> Option<Known> {
     let get = |name: &str| properties.get(name);
     let ssid_bytes: Vec<u8> = get("Ssid")?.try_clone().ok()?.try_into().ok()?;
     // Hidden networks beacon an empty or zeroed name.
@@ -103,6 +122,7 @@ pub(crate) fn from_properties(properties: &HashMap<String, OwnedVariant>) -> Opt
     let flags: u32 = get("Flags")?.downcast_ref().ok()?;
     let wpa: u32 = get("WpaFlags")?.downcast_ref().ok()?;
     let rsn: u32 = get("RsnFlags")?.downcast_ref().ok()?;
+    let last_seen = get("LastSeen").and_then(|v| v.downcast_ref::<i32>().ok());
     let security = security(flags, wpa, rsn);
     let ap = AccessPoint {
         ssid,
@@ -111,7 +131,7 @@ pub(crate) fn from_properties(properties: &HashMap<String, OwnedVariant>) -> Opt
         rssi: rssi(strength),
         auth: security.auth,
     };
-    Some((ap, security))
+    Some(Known { ap, security, last_seen })
 }
 
 #[cfg(test)]
@@ -184,12 +204,14 @@ mod tests {
         put("Flags", Variant::from(AP_PRIVACY));
         put("WpaFlags", Variant::from(0u32));
         put("RsnFlags", Variant::from(0x188u32));
+        put("LastSeen", Variant::from(1200i32));
         map
     }
 
     #[test]
     fn access_point_from_its_properties() {
-        let (ap, security) = from_properties(&props(b"HomeNet")).expect("parses");
+        let Known { ap, security, last_seen } = from_properties(&props(b"HomeNet")).expect("parses");
+        assert_eq!(last_seen, Some(1200));
         assert_eq!(ap.ssid.as_ref().and_then(Ssid::as_str), Some("HomeNet"));
         assert_eq!(ap.bssid, Bssid::new([2, 0, 0, 0, 1, 0]));
         assert_eq!(ap.channel.get(), 6);
@@ -197,10 +219,22 @@ mod tests {
         assert_eq!(ap.auth, AuthMode::Wpa2Psk);
         assert!(!security.owe_only);
 
-        let (hidden, _) = from_properties(&props(&[0, 0, 0])).expect("parses");
-        assert!(hidden.is_hidden());
-        let (hidden, _) = from_properties(&props(b"")).expect("parses");
-        assert!(hidden.is_hidden());
+        let hidden = from_properties(&props(&[0, 0, 0])).expect("parses");
+        assert!(hidden.ap.is_hidden());
+        let hidden = from_properties(&props(b"")).expect("parses");
+        assert!(hidden.ap.is_hidden());
+    }
+
+    #[test]
+    fn heard_since_a_scan() {
+        let mut known = from_properties(&props(b"HomeNet")).expect("parses");
+        // Heard at 1200 s: fresh for a scan that ended before, or within the same second.
+        assert!(known.heard_since(1_199_000));
+        assert!(known.heard_since(1_200_900));
+        // Not heard since a scan that ended at 1201.5 s: it was gone by the next one.
+        assert!(!known.heard_since(1_201_500));
+        known.last_seen = None;
+        assert!(known.heard_since(i64::MAX), "without LastSeen every access point counts");
     }
 
     #[test]

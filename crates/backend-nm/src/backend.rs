@@ -20,7 +20,7 @@ use wifiprov_backend::{
 use zbus::proxy::CacheProperties;
 use zbus::{ObjectPath, OwnedObjectPath, OwnedVariant, Variant};
 
-use crate::access_point::{self, Security};
+use crate::access_point::{self, Known};
 use crate::error::NmError;
 use crate::profile::{self, KeyMgmt, StationProfile};
 use crate::proxies::{DeviceProxy, Ip4ConfigProxy, ManagerProxy, ProfileProxy, SettingsProxy, WirelessProxy};
@@ -29,6 +29,8 @@ use crate::reason::{self, state};
 /// `NM_DEVICE_TYPE_WIFI`.
 const DEVICE_TYPE_WIFI: u32 = 2;
 const ACCESS_POINT_INTERFACE: &str = "org.freedesktop.NetworkManager.AccessPoint";
+/// Scans probing for a network's name before it counts as not found.
+const PROBE_SCANS: u32 = 2;
 
 /// How the backend finds NetworkManager and how long it waits for it.
 #[derive(Debug, Clone)]
@@ -311,8 +313,15 @@ impl Inner {
         if params.mode == wifiprov_backend::ScanMode::Passive {
             tracing::debug!("NetworkManager cannot scan passively; scanning actively");
         }
-        self.fresh_scan(None).await?;
-        let mut found: Vec<AccessPoint> = self.access_points().await?.into_iter().map(|(_, ap, _)| ap).collect();
+        let finished_after = self.fresh_scan(None).await?;
+        let mut found: Vec<AccessPoint> = self
+            .access_points()
+            .await?
+            .into_iter()
+            // Only what this scan heard: NetworkManager keeps gone networks listed for a while.
+            .filter(|(_, known)| finished_after.is_none_or(|before| known.heard_since(before)))
+            .map(|(_, known)| known.ap)
+            .collect();
         if let Some(channels) = &params.channels {
             found.retain(|ap| channels.contains(&ap.channel));
         }
@@ -321,8 +330,9 @@ impl Inner {
     }
 
     /// Asks for a scan (probing for `ssid` when given, which finds hidden networks) and waits until it is done,
-    /// or for the scan timeout.
-    async fn fresh_scan(&self, ssid: Option<&Ssid>) -> Result<(), BackendError> {
+    /// or for the scan timeout. Returns the previous scan's `LastScan` when a new scan finished, `None` when it
+    /// did not in time.
+    async fn fresh_scan(&self, ssid: Option<&Ssid>) -> Result<Option<i64>, BackendError> {
         let before = self.wireless.last_scan().await.map_err(platform("scan"))?;
         let mut done = self.wireless.receive_last_scan_changed().await;
         let mut options = HashMap::new();
@@ -352,22 +362,25 @@ impl Inner {
                     return;
                 }
             }
+            // The stream ends only with the connection; then there is no scan to wait for.
+            std::future::pending::<()>().await;
         };
         if tokio::time::timeout(self.config.scan_timeout, finished).await.is_err() {
             tracing::info!(timeout = ?self.config.scan_timeout, "scan did not finish in time; using the access points known so far");
+            return Ok(None);
         }
-        Ok(())
+        Ok(Some(before))
     }
 
     /// Every access point NetworkManager knows, with its object path and security.
-    async fn access_points(&self) -> Result<Vec<(OwnedObjectPath, AccessPoint, Security)>, BackendError> {
+    async fn access_points(&self) -> Result<Vec<(OwnedObjectPath, Known)>, BackendError> {
         let paths = self.wireless.get_all_access_points().await.map_err(platform("list access points"))?;
         let mut found = Vec::with_capacity(paths.len());
         for path in paths {
             // An access point can go between listing and reading it.
             let Ok(properties) = self.access_point_properties(&path).await else { continue };
             match access_point::from_properties(&properties) {
-                Some((ap, security)) => found.push((path, ap, security)),
+                Some(known) => found.push((path, known)),
                 None => tracing::debug!(path = %path.as_str(), "access point with unusable properties"),
             }
         }
@@ -389,13 +402,20 @@ impl Inner {
     /// the name, when none is known), or, for a hidden network nothing answered for, the name alone.
     async fn target(&self, request: &ConnectRequest) -> Result<Target, ConnectError> {
         let mut best = self.best_match(request).await?;
-        if best.is_none() {
-            self.fresh_scan(Some(&request.ssid)).await?;
+        // Not known yet: scan, probing for the name, as an ESP station does before it joins. Twice, because the
+        // first wait can end with a scan that was already under way and did not probe.
+        let mut probes = 0;
+        while best.is_none() && probes < PROBE_SCANS {
+            let finished = self.fresh_scan(Some(&request.ssid)).await?;
+            probes += 1;
+            tracing::debug!(ssid = %request.ssid, probes, finished = finished.is_some(), "probed for the network");
             best = self.best_match(request).await?;
         }
-        let hidden = request.visibility == SsidVisibility::Hidden;
-        let Some((path, ap, security)) = best else {
-            if !hidden {
+        // Found only by probing for its name: a hidden network (ESP's prov-config cannot say so), which the
+        // supplicant must keep probing for while it joins.
+        let hidden = request.visibility == SsidVisibility::Hidden || probes > 0;
+        let Some((path, Known { ap, security, .. })) = best else {
+            if request.visibility != SsidVisibility::Hidden {
                 return Err(ConnectError::NetworkNotFound);
             }
             // A hidden network may ignore one probe; NetworkManager keeps probing while it joins. Its
@@ -417,11 +437,8 @@ impl Inner {
         Ok(Target { access_point: path, key_mgmt, hidden, seen: Some(ap) })
     }
 
-    async fn best_match(
-        &self,
-        request: &ConnectRequest,
-    ) -> Result<Option<(OwnedObjectPath, AccessPoint, Security)>, BackendError> {
-        let candidates = self.access_points().await?.into_iter().filter(|(_, ap, _)| {
+    async fn best_match(&self, request: &ConnectRequest) -> Result<Option<(OwnedObjectPath, Known)>, BackendError> {
+        let candidates = self.access_points().await?.into_iter().filter(|(_, Known { ap, .. })| {
             let named = ap.ssid.as_ref() == Some(&request.ssid);
             match request.bssid {
                 // A hidden access point asked for by its BSSID counts even before a probe named it.
@@ -429,7 +446,7 @@ impl Inner {
                 None => named,
             }
         });
-        Ok(candidates.max_by_key(|(_, ap, _)| ap.rssi))
+        Ok(candidates.max_by_key(|(_, known)| known.ap.rssi))
     }
 
     async fn connect(self: Arc<Self>, request: ConnectRequest) -> Result<LinkInfo, ConnectError> {
@@ -522,7 +539,7 @@ impl Inner {
                 .await
                 .ok()
                 .and_then(|properties| access_point::from_properties(&properties))
-                .map(|(ap, _)| ap),
+                .map(|known| known.ap),
             _ => None,
         };
         let Some(ap) = current.or_else(|| target.seen.clone()) else {

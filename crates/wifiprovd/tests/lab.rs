@@ -13,9 +13,19 @@ use std::time::{Duration, Instant};
 use wifiprov_testkit::harness;
 use wifiprov_testkit::lab::{self, Boot, Case, GUEST_ROLE, Lab, Visibility};
 
+#[path = "lab/networkmanager.rs"]
+mod networkmanager;
+
 /// The cases, in the order they run in the guest.
-const CASES: &[Case] =
-    &[("nm_joins_home_net_and_refuses_a_wrong_passphrase", nm_joins_home_net_and_refuses_a_wrong_passphrase)];
+const CASES: &[Case] = &[
+    ("nm_joins_home_net_and_refuses_a_wrong_passphrase", nm_joins_home_net_and_refuses_a_wrong_passphrase),
+    ("espressif_client_provisions_networkmanager", networkmanager::espressif_client_provisions_networkmanager),
+    ("a_profile_made_by_the_user_is_untouched", networkmanager::a_profile_made_by_the_user_is_untouched),
+    (
+        "boot_skips_networks_out_of_range_and_reopens_after_a_lost_link",
+        networkmanager::boot_skips_networks_out_of_range_and_reopens_after_a_lost_link,
+    ),
+];
 
 /// How long one `nmcli` join may take: NetworkManager itself gives up after 90 s without an address.
 const JOIN: Duration = Duration::from_secs(120);
@@ -105,7 +115,7 @@ fn nm_joins_home_net_and_refuses_a_wrong_passphrase(lab: &Lab) {
 }
 
 /// The address in `ip -4 -o addr show` output (`… inet 10.77.1.42/24 brd …`).
-fn address_in(shown: &str) -> Option<Ipv4Addr> {
+pub(crate) fn address_in(shown: &str) -> Option<Ipv4Addr> {
     let mut words = shown.split_whitespace();
     words.find(|w| *w == "inet")?;
     words.next()?.split('/').next()?.parse().ok()
