@@ -17,17 +17,31 @@ use crate::warn::WarnLimiter;
 
 type SharedRandom = Arc<Mutex<Box<dyn SecureRandom + Send>>>;
 type ClosedHook = Box<dyn Fn(SessionId) + Send + Sync>;
+type Recording = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Where the device's count of failed proofs goes (see [`wifiprov_proto::endpoint::GuessLimit`]): persisted, so
-/// that a restart does not reset it, and reported.
+/// that a restart does not reset it, and reported. The count is of settled failures: it changes when a proof
+/// fails (or is lost with its session) and when a right one forgives earlier failures, and only then is the
+/// ledger told.
 pub trait ProofLedger: Send + Sync {
-    /// A proof attempt started a wait. The dispatcher has logged it; publish it (an event).
+    /// A failure started a wait. The dispatcher has logged it; publish it (an event).
     fn locked(&self, lockout: Lockout);
 
     /// The count of failed proofs in a row is now `failures` (0 after a success that forgave earlier failures).
-    /// The client's answer waits for the returned future, so a guesser learns a proof was wrong only once the
-    /// count is on disk, and cutting the power mid-guess gains it nothing.
-    fn record(&self, failures: u32) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+    /// Called with the protocomm instance locked, so calls come in the order the counts were reached: do the
+    /// slow part (the disk) in the returned future. A checked proof's answer waits for that future, so a guesser
+    /// learns a proof was wrong only once the count is on disk, and cutting the power mid-guess gains it
+    /// nothing; a proof lost with its session (no answer to hold) has it run in the background.
+    fn record(&self, failures: u32) -> Recording;
+}
+
+/// A proof's outcome on its way to the ledger: the recording is started while the protocomm instance is still
+/// locked (see [`ProofLedger::record`]); the lockout is logged once the lock is released.
+#[must_use]
+#[derive(Default)]
+struct Settled {
+    lockout: Option<Lockout>,
+    recording: Option<Recording>,
 }
 
 /// A request as a transport received it.
@@ -89,12 +103,24 @@ impl Held<'_> {
     async fn check_in(mut self, checkout: Option<Checkout>) -> bool {
         self.session = None;
         let Some(checkout) = checkout else { return true };
-        let checked_in = self.dispatcher.lock().check_in(checkout);
+        let (checked_in, settled) = {
+            let mut protocomm = self.dispatcher.lock();
+            let checked_in = protocomm.check_in(checkout);
+            let settled = self.dispatcher.settle(checked_in.proof);
+            (checked_in, settled)
+        };
         self.dispatcher.notify_closed(&checked_in.closed);
-        if let Some(outcome) = checked_in.proof {
-            self.dispatcher.record_proof(outcome).await;
-        }
+        self.dispatcher.finish(settled).await;
         !checked_in.refused
+    }
+
+    /// The request ended without its session (its step panicked): closes the session, recording a proof it
+    /// carried as failed before this returns.
+    async fn close(mut self) {
+        if let Some(id) = self.session.take() {
+            let settled = self.dispatcher.close_and_settle(id);
+            self.dispatcher.finish(settled).await;
+        }
     }
 }
 
@@ -102,6 +128,7 @@ impl Drop for Held<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.session.take() {
             debug!(session = %id, "request ended without returning its session; closing it");
+            // A proof it carried counts as failed; with no answer to hold back, it is recorded in the background.
             self.dispatcher.close_session(id);
         }
     }
@@ -132,7 +159,7 @@ impl Dispatcher {
         self
     }
 
-    /// Logs a wait that a proof attempt (or a count restored at start) started, once, and reports it.
+    /// Logs a wait that a failed proof (or a count restored at start) started, once, and reports it.
     pub fn report_lockout(&self, lockout: Lockout) {
         warn!(
             failures = lockout.failures,
@@ -145,18 +172,55 @@ impl Dispatcher {
         }
     }
 
-    async fn record_proof(&self, outcome: ProofOutcome) {
-        let failures = match outcome {
-            ProofOutcome::Failed { failures } => failures,
-            ProofOutcome::Succeeded { forgiven: 0 } => return,
-            ProofOutcome::Succeeded { forgiven } => {
+    /// Passes a settled proof on: the count to the ledger when it changed. Call with the protocomm instance
+    /// locked, then [`Dispatcher::finish`] (or [`Dispatcher::finish_in_background`]) the result without it.
+    fn settle(&self, outcome: Option<ProofOutcome>) -> Settled {
+        let (failures, lockout) = match outcome {
+            None | Some(ProofOutcome::Succeeded { forgiven: 0 }) => return Settled::default(),
+            Some(ProofOutcome::Succeeded { forgiven }) => {
                 debug!(forgiven, "a right proof forgave earlier failures");
-                0
+                (0, None)
             }
+            Some(ProofOutcome::Failed { failures, lockout }) => (failures, lockout),
         };
-        if let Some(ledger) = &self.ledger {
-            ledger.record(failures).await;
+        Settled { lockout, recording: self.ledger.as_ref().map(|ledger| ledger.record(failures)) }
+    }
+
+    /// Reports a settled proof's lockout, then waits until the ledger has its count.
+    async fn finish(&self, settled: Settled) {
+        if let Some(lockout) = settled.lockout {
+            self.report_lockout(lockout);
         }
+        if let Some(recording) = settled.recording {
+            recording.await;
+        }
+    }
+
+    /// Reports a settled proof's lockout, and lets the ledger record its count in the background (where nothing
+    /// can wait for it: a session closed by a transport, or by a cancelled request).
+    fn finish_in_background(&self, settled: Settled) {
+        if let Some(lockout) = settled.lockout {
+            self.report_lockout(lockout);
+        }
+        let Some(recording) = settled.recording else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(recording)),
+            // Only when the runtime is already gone; the count stays in memory and goes with the next record.
+            Err(_) => error!("cannot record a proof lost with its session: no runtime"),
+        }
+    }
+
+    /// Closes session `id`, telling the close hook; a proof it carried is settled as failed.
+    fn close_and_settle(&self, id: SessionId) -> Settled {
+        let mut protocomm = self.lock();
+        let Some(closed) = protocomm.close_session(id) else { return Settled::default() };
+        let settled = self.settle(closed.lost);
+        drop(protocomm);
+        if closed.lost.is_some() {
+            debug!(session = %id, "a proof was being checked in the closed session; it counts as failed");
+        }
+        self.notify_closed(&[id]);
+        settled
     }
 
     /// Calls `hook` with the id of every session that closes (evicted, expired, closed by a transport, lost with
@@ -199,12 +263,11 @@ impl Dispatcher {
         self.lock().detach(id);
     }
 
-    /// Closes session `id` (its link went away); the close hook hears of it.
+    /// Closes session `id` (its link went away); the close hook hears of it. A proof being checked in it counts
+    /// as failed, and is recorded in the background.
     pub fn close_session(&self, id: SessionId) {
-        let closed = self.lock().close_session(id);
-        if closed {
-            self.notify_closed(&[id]);
-        }
+        let settled = self.close_and_settle(id);
+        self.finish_in_background(settled);
     }
 
     fn lock(&self) -> MutexGuard<'_, Protocomm> {
@@ -238,8 +301,9 @@ impl Dispatcher {
             }
             if let Err(refusal) = &answer.result {
                 let error = ErrorChain(refusal);
-                if matches!(refusal, ProtocommError::LockedOut { .. }) {
-                    // The lockout itself was logged once when it began; every refusal during it would be noise.
+                if matches!(refusal, ProtocommError::LockedOut { .. } | ProtocommError::ProofInFlight { .. }) {
+                    // The lockout itself was logged once when it began; every refusal during it would be noise, and
+                    // so would a proof refused while another one is checked.
                     debug!(%endpoint, %error, "request refused; {reaction}");
                 } else if refusal.is_peer_fault() {
                     peer_warn!(self, %endpoint, %error, "request refused; {reaction}");
@@ -259,15 +323,18 @@ impl Dispatcher {
         let begun = {
             let mut protocomm = self.lock();
             let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
-            protocomm.begin(now, peer, claim, &endpoint, body, &mut **rng)
+            let begun = protocomm.begin(now, peer, claim, &endpoint, body, &mut **rng);
+            drop(rng);
+            // Opening a session may have closed another one in the middle of its proof.
+            begun.map(|begun| {
+                let settled = self.settle(begun.opened.as_ref().and_then(|opened| opened.lost));
+                (begun, settled)
+            })
         };
-        let begun = match begun {
+        let (begun, settled) = match begun {
             Ok(begun) => begun,
             Err(e) => return Answer { session: None, opened: false, result: Err(e) },
         };
-        if let Some(lockout) = begun.lockout {
-            self.report_lockout(lockout);
-        }
         let opened = match begun.opened {
             Some(opened) => {
                 self.notify_closed(&opened.closed);
@@ -278,6 +345,7 @@ impl Dispatcher {
             }
             None => false,
         };
+        self.finish(settled).await;
         let result = match begun.step {
             Step::Reply(reply) => Ok(reply),
             Step::Handshake(step) => {
@@ -300,7 +368,7 @@ impl Dispatcher {
                     (Some(checkout), result)
                 };
                 if checkout.is_none() {
-                    drop(held);
+                    held.close().await;
                     result
                 } else if held.check_in(checkout).await {
                     result

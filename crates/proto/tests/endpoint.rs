@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use wifiprov_proto::danger;
 use wifiprov_proto::endpoint::{
-    EndpointHandler, HandlerError, HandlerFuture, Peer, Plaintext, Protocomm, ProtocommError, SessionId, SessionLimits,
-    Step, names,
+    EndpointHandler, HandlerError, HandlerFuture, HandshakeStep, Lockout, Peer, Plaintext, ProofOutcome, Protocomm,
+    ProtocommError, SessionId, SessionLimits, Step, names,
 };
 use wifiprov_proto::security::{ClientSession, DeviceSecurity, Sec2Patch, SecurityError};
 use wifiprov_testkit::{SeededRandom, block_on};
@@ -341,7 +341,7 @@ fn a_session_serves_one_request_at_a_time() {
     else {
         panic!("a call")
     };
-    assert!(pc.close_session(t));
+    assert_eq!(pc.close_session(t), Some(Default::default()), "closed, and no proof was lost");
     let (checkout, _) = block_on(call.run());
     let _ = pc.check_in(checkout.unwrap());
     assert!(!pc.has_session(t));
@@ -558,30 +558,148 @@ fn wrong_proofs_lock_the_device_out_for_doubling_waits_and_a_right_one_forgives_
     }
 }
 
+/// Starts a security 1 handshake with `pop` in a new session; returns the session and the proof to send in it.
+fn up_to_proof(pc: &mut Protocomm, pop: &str, now: Instant, rng: &mut SeededRandom) -> (SessionId, Vec<u8>) {
+    let mut client = ClientSession::new(sec1_client(pop));
+    let cmd0 = client.start(rng).unwrap();
+    let (id, response) = request(pc, now, MALLORY, None, names::PROV_SESSION, &cmd0, rng).unwrap();
+    (id.unwrap(), client.handle_response(&response, rng).unwrap().unwrap())
+}
+
+/// Begins the proof `proof` in session `id` (not run yet).
+fn begin_proof(
+    pc: &mut Protocomm,
+    id: SessionId,
+    proof: &[u8],
+    now: Instant,
+    rng: &mut SeededRandom,
+) -> Result<HandshakeStep, ProtocommError> {
+    match pc.begin(now, MALLORY, Some(id), names::PROV_SESSION, proof.to_vec(), rng)?.step {
+        Step::Handshake(step) => Ok(step),
+        other => panic!("a handshake step, not {other:?}"),
+    }
+}
+
+/// Issue #12: right proofs in flight together never count, however many, so legitimate clients (or a flood of
+/// correct handshakes) never lock each other out, and the count (on disk in the daemon) never changes.
 #[test]
-fn a_proof_is_charged_before_it_is_checked_so_parallel_guesses_wait_their_turn() {
+fn r12_right_proofs_in_flight_together_are_never_locked_out() {
     let mut rng = SeededRandom::new(8);
     let mut pc = device(sec1_device("abcd1234"), 8);
     let now = Instant::now();
-    pc.restore_failed_proofs(4, now - Duration::from_secs(3600));
-    // Two sessions of one guesser reach the proof step together: the first proof starts the wait at once, so the
-    // second is refused before its own proof is looked at.
-    let mut first = ClientSession::new(sec1_client("abcd0000"));
-    let mut second = ClientSession::new(sec1_client("abcd0001"));
-    let cmd0 = first.start(&mut rng).unwrap();
-    let (a, r) = request(&mut pc, now, MALLORY, None, names::PROV_SESSION, &cmd0, &mut rng).unwrap();
-    let cmd1_a = first.handle_response(&r, &mut rng).unwrap().unwrap();
-    let cmd0 = second.start(&mut rng).unwrap();
-    let (b, r) = request(&mut pc, now, MALLORY, None, names::PROV_SESSION, &cmd0, &mut rng).unwrap();
-    let cmd1_b = second.handle_response(&r, &mut rng).unwrap().unwrap();
-    let begun = pc.begin(now, MALLORY, a, names::PROV_SESSION, cmd1_a, &mut rng).unwrap();
-    assert_eq!(begun.lockout.map(|l| l.failures), Some(5));
-    let refused = pc.begin(now, MALLORY, b, names::PROV_SESSION, cmd1_b, &mut rng).unwrap_err();
-    assert!(matches!(refused, ProtocommError::LockedOut { .. }), "{refused:?}");
-    // The first proof's session is lost mid-check (its task cancelled): its charge stands.
-    drop(begun);
-    pc.close_session(a.unwrap());
-    assert_eq!(pc.failed_proofs(), 5);
+    let proofs: Vec<_> = (0..8).map(|_| up_to_proof(&mut pc, "abcd1234", now, &mut rng)).collect();
+    let steps: Vec<_> = proofs
+        .iter()
+        .map(|(id, proof)| begin_proof(&mut pc, *id, proof, now, &mut rng).expect("every proof is taken up"))
+        .collect();
+    assert_eq!(pc.proofs_in_flight(), 8);
+    assert_eq!((pc.failed_proofs(), pc.locked_for(now)), (0, None));
+    for step in steps {
+        let (checkout, reply) = step.run(&mut rng);
+        reply.unwrap();
+        let checked = pc.check_in(checkout);
+        assert!(!checked.refused);
+        assert_eq!(checked.proof, Some(ProofOutcome::Succeeded { forgiven: 0 }), "nothing to persist");
+    }
+    assert_eq!((pc.failed_proofs(), pc.proofs_in_flight(), pc.locked_for(now)), (0, 0, None));
+}
+
+/// Issue #12: once the free failures are spent, a guesser gets one proof checked at a time: a second one in
+/// flight is refused at once as busy (not a lockout, not counted), and after the first fails it must wait.
+#[test]
+fn r12_beyond_the_free_failures_a_second_proof_in_flight_is_refused_as_busy() {
+    let mut rng = SeededRandom::new(8);
+    let mut pc = device(sec1_device("abcd1234"), 8);
+    let start = Instant::now();
+    let _ = pc.restore_failed_proofs(5, start);
+    let now = start + Duration::from_secs(1);
+    let (a, wrong) = up_to_proof(&mut pc, "abcd0000", now, &mut rng);
+    // Even the right proof waits its turn: nothing tells it apart before it is checked.
+    let (b, right) = up_to_proof(&mut pc, "abcd1234", now, &mut rng);
+    let first = begin_proof(&mut pc, a, &wrong, now, &mut rng).unwrap();
+    let busy = begin_proof(&mut pc, b, &right, now, &mut rng).unwrap_err();
+    assert!(
+        matches!(busy, ProtocommError::ProofInFlight { retry_after } if retry_after == Duration::from_secs(1)),
+        "{busy:?}"
+    );
+    assert!(busy.is_peer_fault());
+    assert_eq!((pc.failed_proofs(), pc.proofs_in_flight(), pc.locked_for(now)), (5, 1, None), "not counted");
+    // The first proof fails and starts the sixth failure's wait; the second, left as it was, then waits too.
+    let (checkout, reply) = first.run(&mut rng);
+    assert!(reply.is_err());
+    let lockout = Some(Lockout { failures: 6, wait: Duration::from_secs(2) });
+    assert_eq!(pc.check_in(checkout).proof, Some(ProofOutcome::Failed { failures: 6, lockout }));
+    let locked = begin_proof(&mut pc, b, &right, now, &mut rng).unwrap_err();
+    assert!(matches!(locked, ProtocommError::LockedOut { .. }), "{locked:?}");
+    let later = now + Duration::from_secs(2);
+    let (checkout, reply) = begin_proof(&mut pc, b, &right, later, &mut rng).unwrap().run(&mut rng);
+    reply.unwrap();
+    assert_eq!(pc.check_in(checkout).proof, Some(ProofOutcome::Succeeded { forgiven: 6 }));
+}
+
+/// Issue #12: a proof whose session closes before it is checked in (closed, reopened, its task cancelled)
+/// counts as failed when the session goes, even if it would have been right: dropping a connection mid-proof
+/// does not escape the count, and the caller is told so that it persists the count.
+#[test]
+fn r12_a_proof_whose_session_closes_before_check_in_counts_as_failed() {
+    let mut rng = SeededRandom::new(8);
+    let mut pc = device(sec1_device("abcd1234"), 8);
+    let now = Instant::now();
+    let (a, proof) = up_to_proof(&mut pc, "abcd1234", now, &mut rng);
+    let step = begin_proof(&mut pc, a, &proof, now, &mut rng).unwrap();
+    let closed = pc.close_session(a).unwrap();
+    assert_eq!(closed.lost, Some(ProofOutcome::Failed { failures: 1, lockout: None }));
+    let (checkout, reply) = step.run(&mut rng);
+    reply.unwrap();
+    assert_eq!(pc.check_in(checkout).proof, None, "counted when its session closed, and only then");
+    assert_eq!(pc.failed_proofs(), 1);
+
+    // Reopened mid-proof, then the task is cancelled.
+    let (b, proof) = up_to_proof(&mut pc, "abcd0000", now, &mut rng);
+    let step = begin_proof(&mut pc, b, &proof, now, &mut rng).unwrap();
+    let opened = pc.open_session(b, MALLORY, now).unwrap();
+    assert_eq!(opened.lost, Some(ProofOutcome::Failed { failures: 2, lockout: None }));
+    drop(step);
+    assert_eq!((pc.failed_proofs(), pc.proofs_in_flight()), (2, 0));
+
+    // Evicted by a newcomer mid-proof (one handshake place, and the session has no connection).
+    let mut pc = device(sec1_device("abcd1234"), 1);
+    let (c, proof) = up_to_proof(&mut pc, "abcd1234", now, &mut rng);
+    let step = begin_proof(&mut pc, c, &proof, now, &mut rng).unwrap();
+    let cmd0 = ClientSession::new(sec1_client("abcd1234")).start(&mut rng).unwrap();
+    let begun = pc.begin(now, ALICE, None, names::PROV_SESSION, cmd0, &mut rng).unwrap();
+    let opened = begun.opened.unwrap();
+    assert_eq!(opened.closed, [c]);
+    assert_eq!(opened.lost, Some(ProofOutcome::Failed { failures: 1, lockout: None }));
+    let Step::Handshake(cmd0) = begun.step else { panic!("a handshake step") };
+    let _ = pc.check_in(cmd0.run(&mut rng).0);
+    let _ = pc.check_in(step.run(&mut rng).0);
+    assert_eq!(pc.failed_proofs(), 1);
+}
+
+/// Issue #12: the wait a failure starts runs from the moment its proof was taken up, so a slow check (or a
+/// session closed long after) does not shorten it.
+#[test]
+fn r12_the_wait_runs_from_when_the_failed_proof_began() {
+    let mut rng = SeededRandom::new(8);
+    let mut pc = device(sec1_device("abcd1234"), 8);
+    let start = Instant::now();
+    let _ = pc.restore_failed_proofs(5, start);
+    let t0 = start + Duration::from_secs(1);
+    let (a, wrong) = up_to_proof(&mut pc, "abcd0000", t0, &mut rng);
+    let (checkout, _) = begin_proof(&mut pc, a, &wrong, t0, &mut rng).unwrap().run(&mut rng);
+    // Checked in whenever the check ends: the sixth failure's 2 s run from t0.
+    let _ = pc.check_in(checkout);
+    assert_eq!(pc.locked_for(t0 + Duration::from_millis(1500)), Some(Duration::from_millis(500)));
+    assert_eq!(pc.locked_for(t0 + Duration::from_secs(2)), None);
+    // A proof lost with its session: the seventh failure's 4 s run from when it began, not from the close.
+    let t1 = t0 + Duration::from_secs(2);
+    let (b, wrong) = up_to_proof(&mut pc, "abcd0001", t1, &mut rng);
+    let step = begin_proof(&mut pc, b, &wrong, t1, &mut rng).unwrap();
+    let lockout = Some(Lockout { failures: 7, wait: Duration::from_secs(4) });
+    assert_eq!(pc.close_session(b).unwrap().lost, Some(ProofOutcome::Failed { failures: 7, lockout }));
+    drop(step);
+    assert_eq!(pc.locked_for(t1 + Duration::from_secs(3)), Some(Duration::from_secs(1)));
 }
 
 #[test]

@@ -230,9 +230,10 @@ impl Device {
                     links.store(peer, &endpoint, response);
                     Ok(())
                 }
-                Err(ProtocommError::LockedOut { .. }) => {
-                    // The one refusal a client is told about (HTTP: 429). ATT has no room for the wait, so "not
-                    // authorized" stands for it; the link stays, as nothing on it misbehaved.
+                Err(ProtocommError::LockedOut { .. } | ProtocommError::ProofInFlight { .. }) => {
+                    // The one refusal a client is told about (HTTP: 429), as is a proof refused while another is
+                    // checked. ATT has no room for the wait, so "not authorized" stands for it; the link stays, as
+                    // nothing on it misbehaved.
                     Err(ReqError::NotAuthorized)
                 }
                 Err(_) => {

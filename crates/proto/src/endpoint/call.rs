@@ -18,13 +18,14 @@ use crate::security::{DeviceSession, SecurityVersion};
 
 /// A session taken out of the table for one request; give it back with [`super::Protocomm::check_in`]. If it is
 /// lost instead (the request's task was cancelled, or panicked), close the session with
-/// [`super::Protocomm::close_session`]: it cannot be used again.
+/// [`super::Protocomm::close_session`]: it cannot be used again, and a proof it carried counts as failed.
 pub struct Checkout {
     pub(super) id: SessionId,
     pub(super) session: DeviceSession,
-    /// The opening of the session it was taken from (see `sessions::Entry::opening`).
+    /// The opening of the session it was taken from (see `sessions::Entry::opening`); with the id, it names the
+    /// proof in flight, if any.
     pub(super) opening: u64,
-    /// Whether this request is a proof attempt, charged to the guessing limit until it succeeds.
+    /// Whether this request is a proof attempt, in flight for the guessing limit until it is checked in.
     pub(super) proving: bool,
 }
 

@@ -2,19 +2,46 @@
 //! before it makes the next guesser wait, and for how long.
 //!
 //! Anyone in radio range can run handshakes, so without a limit a 6-digit PoP falls to a script in minutes.
-//! The count is per device, across sessions, connections and transports, and a proof is charged *before* it is
-//! checked and refunded when it succeeds: a proof whose session is lost half-way (evicted, its task cancelled)
-//! stays counted, and once the free failures are spent only one proof can be under way at a time, because the
-//! charge itself starts the wait. The caller persists the count after every failure (so a power cycle does not
-//! reset it) and restores it with [`super::Protocomm::restore_failed_proofs`].
+//! The count is per device, across sessions, connections and transports, and it counts *settled* failures: a
+//! proof is in flight from the moment [`super::Protocomm::begin`] takes up its message until its session is
+//! checked back in, and only then does it count as failed or forgive the failures before it. Right proofs
+//! never count, however many run at once, so legitimate clients never lock each other out, and the count
+//! changes (and is written) only when a failure is confirmed or forgiven. Three rules keep that from helping a
+//! guesser:
+//!
+//! - A proof lost half-way (its session closed, evicted or reopened, its task cancelled before check-in)
+//!   counts as failed the moment its session goes, so dropping a connection mid-proof does not escape the
+//!   count.
+//! - The wait that a failure starts runs from the moment its proof was taken up, so a slow check does not
+//!   shorten it.
+//! - Within the free failures any number of proofs may be in flight. Once they are spent, only one may be:
+//!   another is refused at once with [`super::ProtocommError::ProofInFlight`] (not a lockout: a short retry),
+//!   so beyond the free failures a guesser gets at most one verdict per wait.
+//!
+//! Proofs in flight are bounded by the half-open sessions the table keeps
+//! ([`super::SessionLimits::max_handshakes`]), so a guesser who runs them all at once before the free failures
+//! are spent gets up to `free_failures - 1 + max_handshakes` verdicts before its first wait, then one per wait.
+//!
+//! The caller persists the count whenever it changes (a failure, a lost proof, a success that forgave
+//! failures), so a power cycle does not reset it, and restores it with
+//! [`super::Protocomm::restore_failed_proofs`].
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use super::SessionId;
+
+/// How long a proof refused with [`super::ProtocommError::ProofInFlight`] should wait before it is sent again:
+/// the proof in flight takes milliseconds to check, and if it fails its wait (at least [`GuessLimit::backoff`])
+/// starts anyway.
+pub(super) const PROOF_IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
 
 /// How many wrong proofs the device answers before it backs off, and how the wait grows.
 ///
-/// After `free_failures` failures in a row, each further proof attempt starts a wait of `backoff`, doubling with
+/// After `free_failures` failures in a row, each further failure starts a wait of `backoff`, doubling with
 /// every failure up to `max_backoff`, during which every request to the security endpoint is refused at once
-/// with [`super::ProtocommError::LockedOut`]. A successful proof forgives every failure.
+/// with [`super::ProtocommError::LockedOut`]. A successful proof forgives every failure. Once the free failures
+/// are spent, proofs are also checked one at a time (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuessLimit {
     /// Failures in a row that cost nothing.
@@ -27,7 +54,8 @@ pub struct GuessLimit {
 
 impl Default for GuessLimit {
     /// 5 free failures, then 1 s doubling up to 120 s: a person who mistypes a few times waits seconds, and a
-    /// script gets at most 10 guesses in its first minute and one every two minutes after that.
+    /// script that guesses one proof at a time gets at most 10 guesses in its first minute and one every two
+    /// minutes after that.
     fn default() -> Self {
         Self { free_failures: 5, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(120) }
     }
@@ -42,17 +70,19 @@ impl GuessLimit {
     }
 }
 
-/// A wait that a proof attempt started: report it once (an event, a log line).
+/// A wait that a settled failure started: report it once (an event, a log line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
-    /// Proof attempts counted as failed so far, this one included.
+    /// Failed proofs in a row, settled, this one included.
     pub failures: u32,
-    /// How long new handshakes are refused.
+    /// How long new handshakes are refused, counted from the moment the failed proof was taken up.
     pub wait: Duration,
 }
 
-/// What a proof came to, from [`super::Protocomm::check_in`]. Persist the count on [`ProofOutcome::Failed`],
-/// and the reset on [`ProofOutcome::Succeeded`] when it follows failures.
+/// What settled proofs came to: from [`super::Protocomm::check_in`] (the proof of that request), and from the
+/// calls that close sessions (proofs lost with their session, which count as failed). Persist the count on
+/// [`ProofOutcome::Failed`], and on [`ProofOutcome::Succeeded`] when it forgave failures: the count changes
+/// then and only then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProofOutcome {
     /// The client proved it knows the secret; the count is back to zero.
@@ -60,25 +90,33 @@ pub enum ProofOutcome {
         /// The count it forgave.
         forgiven: u32,
     },
-    /// The proof was wrong (or the message was not a valid proof).
+    /// The proof was wrong (or not a valid proof, or lost with its session); for proofs lost together, all of
+    /// them.
     Failed {
         /// Failed proofs in a row, now.
         failures: u32,
+        /// Set when the failure started a wait: report it once.
+        lockout: Option<Lockout>,
     },
 }
 
-/// The device's count of failed proofs and the wait it imposes.
+/// A proof in flight: the session it runs in and that session's opening (see [`super::Checkout`]).
+pub(super) type ProofKey = (SessionId, u64);
+
+/// The device's count of failed proofs, the proofs in flight, and the wait it imposes.
 #[derive(Debug)]
 pub(super) struct Guard {
     limit: GuessLimit,
-    /// Proofs charged and not refunded: failures, plus proofs still being checked.
-    charged: u32,
+    /// Failed proofs in a row, settled: what is persisted and what the wait is computed from.
+    failures: u32,
+    /// Proofs taken up and not settled yet, with the moment each was taken up.
+    in_flight: BTreeMap<ProofKey, Instant>,
     locked_until: Option<Instant>,
 }
 
 impl Guard {
     pub(super) fn new(limit: GuessLimit) -> Self {
-        Self { limit, charged: 0, locked_until: None }
+        Self { limit, failures: 0, in_flight: BTreeMap::new(), locked_until: None }
     }
 
     pub(super) fn set_limit(&mut self, limit: GuessLimit) {
@@ -89,8 +127,14 @@ impl Guard {
         self.limit
     }
 
-    pub(super) fn charged(&self) -> u32 {
-        self.charged
+    /// Failed proofs in a row, settled.
+    pub(super) fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Proofs taken up and not settled yet.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// How long new handshakes are still refused, if they are.
@@ -99,39 +143,61 @@ impl Guard {
         Some(until.saturating_duration_since(now)).filter(|left| !left.is_zero())
     }
 
-    /// Counts a proof about to be checked; returns the wait it starts, if it starts one.
-    pub(super) fn charge(&mut self, now: Instant) -> Option<Lockout> {
-        self.charged = self.charged.saturating_add(1);
-        self.start_wait(now)
+    /// Whether another proof may be taken up now: always within the free failures, and beyond them only when
+    /// no other proof is in flight.
+    pub(super) fn admits_proof(&self) -> bool {
+        self.failures < self.limit.free_failures || self.in_flight.is_empty()
     }
 
-    /// A proof succeeded: every failure is forgiven.
-    pub(super) fn refund(&mut self) -> ProofOutcome {
-        let forgiven = self.charged.saturating_sub(1);
-        self.charged = 0;
-        self.locked_until = None;
-        ProofOutcome::Succeeded { forgiven }
+    /// A proof is about to be checked, in the session opening `key`; it stays in flight until it is settled.
+    pub(super) fn take_up(&mut self, key: ProofKey, now: Instant) {
+        self.in_flight.insert(key, now);
     }
 
-    /// A proof failed: its charge stands. Another client's success while it was being checked forgave every
-    /// charge, this one included, so the failure counts at least itself again.
-    pub(super) fn failed(&mut self) -> ProofOutcome {
-        self.charged = self.charged.max(1);
-        ProofOutcome::Failed { failures: self.charged }
+    /// The proof in flight in `key` came back checked: a success forgives every failure and ends the wait, a
+    /// failure counts and may start a wait (from the moment the proof was taken up). `None` when no proof of
+    /// `key` is in flight (it was lost with its session, and counted then).
+    pub(super) fn settle(&mut self, key: ProofKey, proved: bool) -> Option<ProofOutcome> {
+        let taken_up = self.in_flight.remove(&key)?;
+        if proved {
+            let forgiven = self.failures;
+            self.failures = 0;
+            self.locked_until = None;
+            return Some(ProofOutcome::Succeeded { forgiven });
+        }
+        let lockout = self.fail(taken_up);
+        Some(ProofOutcome::Failed { failures: self.failures, lockout })
+    }
+
+    /// The sessions `keys` closed: each proof in flight in one of them counts as failed. `None` when none was.
+    pub(super) fn lose(&mut self, keys: impl IntoIterator<Item = ProofKey>) -> Option<ProofOutcome> {
+        let mut outcome = None;
+        for key in keys {
+            let Some(taken_up) = self.in_flight.remove(&key) else { continue };
+            // Past the free failures every further failure starts a wait, so the last one says it all.
+            let lockout = self.fail(taken_up);
+            outcome = Some(ProofOutcome::Failed { failures: self.failures, lockout });
+        }
+        outcome
     }
 
     /// Takes the count persisted before a restart; a count past the free failures waits again from `now`, so
     /// that restarting the device never shortens a wait.
     pub(super) fn restore(&mut self, failures: u32, now: Instant) -> Option<Lockout> {
-        self.charged = self.charged.max(failures);
+        self.failures = self.failures.max(failures);
         self.start_wait(now)
     }
 
-    fn start_wait(&mut self, now: Instant) -> Option<Lockout> {
-        let wait = self.limit.wait_after(self.charged)?;
-        let until = now.checked_add(wait).unwrap_or(now);
+    fn fail(&mut self, taken_up: Instant) -> Option<Lockout> {
+        self.failures = self.failures.saturating_add(1);
+        self.start_wait(taken_up)
+    }
+
+    fn start_wait(&mut self, from: Instant) -> Option<Lockout> {
+        let wait = self.limit.wait_after(self.failures)?;
+        let until = from.checked_add(wait).unwrap_or(from);
         self.locked_until = Some(self.locked_until.map_or(until, |old| old.max(until)));
-        Some(Lockout { failures: self.charged, wait })
+        Some(Lockout { failures: self.failures, wait })
     }
 }
 
@@ -139,6 +205,16 @@ impl Guard {
 #[allow(clippy::disallowed_methods, reason = "tests are the caller that supplies time")]
 mod tests {
     use super::*;
+
+    fn key(n: u32) -> ProofKey {
+        (SessionId(n), u64::from(n))
+    }
+
+    /// Proves `key` wrong; returns what the guard said.
+    fn wrong(guard: &mut Guard, key: ProofKey, now: Instant) -> ProofOutcome {
+        guard.take_up(key, now);
+        guard.settle(key, false).expect("the proof was in flight")
+    }
 
     #[test]
     fn waits_double_from_the_sixth_failure_up_to_the_cap() {
@@ -169,23 +245,90 @@ mod tests {
     fn a_success_forgives_and_unlocks() {
         let now = Instant::now();
         let mut guard = Guard::new(GuessLimit::default());
-        for _ in 0..4 {
-            assert_eq!(guard.charge(now), None);
+        for n in 1..=4 {
+            assert_eq!(wrong(&mut guard, key(n), now), ProofOutcome::Failed { failures: n, lockout: None });
         }
-        assert_eq!(guard.charge(now), Some(Lockout { failures: 5, wait: Duration::from_secs(1) }));
+        let lockout = Some(Lockout { failures: 5, wait: Duration::from_secs(1) });
+        assert_eq!(wrong(&mut guard, key(5), now), ProofOutcome::Failed { failures: 5, lockout });
         assert_eq!(guard.locked_for(now), Some(Duration::from_secs(1)));
-        assert_eq!(guard.refund(), ProofOutcome::Succeeded { forgiven: 4 });
+        guard.take_up(key(6), now + Duration::from_secs(1));
+        assert_eq!(guard.settle(key(6), true), Some(ProofOutcome::Succeeded { forgiven: 5 }));
         assert_eq!(guard.locked_for(now), None);
+        assert_eq!(guard.failures(), 0);
     }
 
     #[test]
     fn a_failure_checked_across_another_clients_success_still_counts() {
         let now = Instant::now();
         let mut guard = Guard::new(GuessLimit::default());
-        guard.charge(now);
-        guard.charge(now);
-        assert_eq!(guard.refund(), ProofOutcome::Succeeded { forgiven: 1 });
-        assert_eq!(guard.failed(), ProofOutcome::Failed { failures: 1 });
+        guard.take_up(key(1), now);
+        guard.take_up(key(2), now);
+        assert_eq!(guard.settle(key(2), true), Some(ProofOutcome::Succeeded { forgiven: 0 }));
+        assert_eq!(guard.settle(key(1), false), Some(ProofOutcome::Failed { failures: 1, lockout: None }));
+    }
+
+    /// Issue #12: correct proofs in flight together never count, so legitimate clients (or a benchmark of
+    /// correct handshakes) never lock each other out, and the count never changes.
+    #[test]
+    fn right_proofs_in_flight_together_count_nothing() {
+        let now = Instant::now();
+        let mut guard = Guard::new(GuessLimit::default());
+        for n in 0..8 {
+            assert!(guard.admits_proof(), "proof {n} admitted");
+            guard.take_up(key(n), now);
+        }
+        assert_eq!(guard.failures(), 0);
+        assert_eq!(guard.locked_for(now), None);
+        for n in 0..8 {
+            assert_eq!(guard.settle(key(n), true), Some(ProofOutcome::Succeeded { forgiven: 0 }));
+        }
+        assert_eq!(guard.in_flight(), 0);
+    }
+
+    #[test]
+    fn beyond_the_free_failures_one_proof_is_in_flight_at_a_time() {
+        let now = Instant::now();
+        let mut guard = Guard::new(GuessLimit::default());
+        assert!(guard.restore(4, now).is_none());
+        guard.take_up(key(1), now);
+        assert!(guard.admits_proof(), "within the free failures");
+        guard.take_up(key(2), now);
+        let lockout = Some(Lockout { failures: 5, wait: Duration::from_secs(1) });
+        assert_eq!(guard.settle(key(1), false), Some(ProofOutcome::Failed { failures: 5, lockout }));
+        assert!(!guard.admits_proof(), "the free failures are spent and a proof is in flight");
+        assert_eq!(guard.settle(key(2), true), Some(ProofOutcome::Succeeded { forgiven: 5 }));
+        assert!(guard.admits_proof());
+    }
+
+    #[test]
+    fn a_lost_proof_counts_as_failed_once() {
+        let now = Instant::now();
+        let mut guard = Guard::new(GuessLimit { free_failures: 1, ..GuessLimit::default() });
+        guard.take_up(key(1), now);
+        assert_eq!(
+            guard.lose([key(9), key(1)]),
+            Some(ProofOutcome::Failed {
+                failures: 1,
+                lockout: Some(Lockout { failures: 1, wait: Duration::from_secs(1) })
+            })
+        );
+        assert_eq!(guard.lose([key(1)]), None, "counted once");
+        assert_eq!(guard.settle(key(1), true), None, "a lost proof that comes back changes nothing");
+        assert_eq!(guard.failures(), 1);
+        assert_eq!(guard.in_flight(), 0);
+    }
+
+    #[test]
+    fn the_wait_runs_from_when_the_failed_proof_was_taken_up() {
+        let now = Instant::now();
+        let mut guard = Guard::new(GuessLimit::default());
+        let _ = guard.restore(5, now);
+        let taken_up = now + Duration::from_secs(1);
+        guard.take_up(key(1), taken_up);
+        // However long the check took, the sixth failure's 2 s wait ends 2 s after the proof was taken up.
+        assert!(guard.settle(key(1), false).is_some());
+        assert_eq!(guard.locked_for(taken_up + Duration::from_millis(1500)), Some(Duration::from_millis(500)));
+        assert_eq!(guard.locked_for(taken_up + Duration::from_secs(2)), None);
     }
 
     #[test]
@@ -196,7 +339,46 @@ mod tests {
         assert_eq!(guard.locked_for(now + Duration::from_secs(3)), Some(Duration::from_secs(1)));
         assert_eq!(guard.locked_for(now + Duration::from_secs(4)), None);
         let _ = guard.restore(2, now);
-        assert_eq!(guard.charged(), 7, "a restore never lowers the count");
+        assert_eq!(guard.failures(), 7, "a restore never lowers the count");
+    }
+
+    /// A day of a guesser that keeps up to `sessions` proofs in flight whenever the device takes them, each
+    /// checked in 1 ms, from `start`: the moments its guesses were taken up.
+    fn guesses_of(sessions: u32, start: Instant) -> Vec<Instant> {
+        let mut guard = Guard::new(GuessLimit::default());
+        let mut now = start;
+        let mut guesses = Vec::new();
+        let mut next = 0;
+        while now < start + Duration::from_secs(86_400) {
+            match guard.locked_for(now) {
+                Some(left) => now += left,
+                None => {
+                    let mut taken = Vec::new();
+                    while guard.admits_proof() && taken.len() < sessions as usize {
+                        assert!(
+                            guard.failures() < guard.limit().free_failures || guard.in_flight() == 0,
+                            "two proofs in flight beyond the free failures"
+                        );
+                        next += 1;
+                        guard.take_up(key(next), now);
+                        taken.push(key(next));
+                        guesses.push(now);
+                    }
+                    now += Duration::from_millis(1);
+                    for key in taken {
+                        guard.settle(key, false);
+                    }
+                }
+            }
+        }
+        guesses
+    }
+
+    fn busiest_minute(guesses: &[Instant]) -> Option<usize> {
+        guesses
+            .iter()
+            .map(|&from| guesses.iter().filter(|&&t| t >= from && t < from + Duration::from_secs(60)).count())
+            .max()
     }
 
     /// The issue's target: at most 10 guesses in any minute, however fast an attacker retries. Simulated: the
@@ -204,24 +386,22 @@ mod tests {
     #[test]
     fn no_minute_sees_more_than_ten_guesses() {
         let start = Instant::now();
-        let mut guard = Guard::new(GuessLimit::default());
-        let mut now = start;
-        let mut guesses = Vec::new();
-        while now < start + Duration::from_secs(86_400) {
-            match guard.locked_for(now) {
-                Some(left) => now += left,
-                None => {
-                    guard.charge(now);
-                    guesses.push(now);
-                    now += Duration::from_millis(1);
-                }
-            }
-        }
-        let busiest = guesses
-            .iter()
-            .map(|&from| guesses.iter().filter(|&&t| t >= from && t < from + Duration::from_secs(60)).count())
-            .max();
-        assert_eq!(busiest, Some(10));
+        let guesses = guesses_of(1, start);
+        assert_eq!(busiest_minute(&guesses), Some(10));
+        let last_hour = guesses.iter().filter(|&&t| t >= start + Duration::from_secs(82_800)).count();
+        assert_eq!(last_hour, 30, "sustained: one guess per max_backoff");
+    }
+
+    /// In parallel (8 proofs at once, the default number of half-open sessions), a guesser gains only a burst
+    /// within the free failures: beyond them one proof is in flight at a time, and the sustained rate is the
+    /// same.
+    #[test]
+    fn a_parallel_guesser_gains_one_burst_and_nothing_sustained() {
+        let start = Instant::now();
+        let guesses = guesses_of(8, start);
+        let burst = GuessLimit::default().free_failures - 1 + 8;
+        let busiest = busiest_minute(&guesses).and_then(|n| u32::try_from(n).ok());
+        assert!(busiest.is_some_and(|n| n <= burst), "{busiest:?}");
         let last_hour = guesses.iter().filter(|&&t| t >= start + Duration::from_secs(82_800)).count();
         assert_eq!(last_hour, 30, "sustained: one guess per max_backoff");
     }

@@ -21,11 +21,11 @@ use zeroize::Zeroizing;
 
 pub use call::{Call, Checkout, HandshakeStep};
 pub use guard::{GuessLimit, Lockout, ProofOutcome};
-pub use sessions::{CheckedIn, Opened, SessionLimits};
+pub use sessions::{CheckedIn, Closed, Opened, SessionLimits};
 
 use crate::rng::{RandomUnavailable, SecureRandom};
 use crate::security::{DeviceSecurity, DeviceSession, SecurityError, SecurityVersion};
-use guard::Guard;
+use guard::{Guard, PROOF_IN_FLIGHT_RETRY};
 use sessions::Sessions;
 
 /// Endpoint names of the provisioning service. Use these instead of repeating the literals.
@@ -150,6 +150,13 @@ pub enum ProtocommError {
         /// How long the wait still lasts.
         retry_after: std::time::Duration,
     },
+    /// A proof arrived while another one is being checked, after the free failures are spent: then proofs are
+    /// checked one at a time (see [`GuessLimit`]). Not a lockout; the client may send it again shortly.
+    #[error("another proof of possession or password is being checked; retry in {} s", retry_after_secs(*.retry_after))]
+    ProofInFlight {
+        /// When to try again.
+        retry_after: std::time::Duration,
+    },
     /// The security layer refused the handshake message or the encrypted body.
     #[error("{endpoint}: security")]
     Security {
@@ -217,8 +224,6 @@ pub struct Begun {
     pub opened: Option<Opened>,
     /// What to do next.
     pub step: Step,
-    /// Set when this request is a proof attempt that started a wait (see [`GuessLimit`]): report it once.
-    pub lockout: Option<Lockout>,
 }
 
 enum Endpoint {
@@ -265,9 +270,15 @@ impl Protocomm {
         self.guard.restore(failures, now)
     }
 
-    /// Failed proofs in a row so far (including proofs being checked right now).
+    /// Failed proofs in a row so far, settled: proofs being checked right now count once they fail (or once
+    /// their session closes before they are checked in).
     pub fn failed_proofs(&self) -> u32 {
-        self.guard.charged()
+        self.guard.failures()
+    }
+
+    /// Proofs being checked right now: taken up by [`Protocomm::begin`] and not yet checked in.
+    pub fn proofs_in_flight(&self) -> usize {
+        self.guard.in_flight()
     }
 
     /// How long new handshakes are still refused after repeated wrong proofs, if they are.
@@ -281,11 +292,14 @@ impl Protocomm {
     }
 
     /// Makes `name` the security endpoint with `security`; open sessions are dropped (their ids are returned), as
-    /// their keys belong to the old scheme.
+    /// their keys belong to the old scheme. A proof still being checked in one of them counts as failed (see
+    /// [`GuessLimit`]); the count is reported with the next change to it.
     pub fn set_security(&mut self, name: &str, security: DeviceSecurity) -> Result<Vec<SessionId>, ProtocommError> {
         self.add(name, Endpoint::Security)?;
         self.security = Some(security);
-        Ok(self.sessions.clear())
+        let cleared = self.sessions.clear();
+        let _ = self.guard.lose(cleared.iter().copied());
+        Ok(cleared.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Makes `name` the version endpoint, answering every request with `version` verbatim.
@@ -349,10 +363,12 @@ impl Protocomm {
 
     /// Opens (or restarts) session `id` for `peer`, making room if every handshake place is taken (see
     /// [`SessionLimits`]: established sessions are never evicted for a handshake, half-open ones of the noisiest
-    /// peer go first). [`Protocomm::begin`] opens sessions by itself; this is for callers that pick the id.
+    /// peer go first). [`Protocomm::begin`] opens sessions by itself; this is for callers that pick the id. A proof
+    /// being checked in a session it closes or restarts counts as failed ([`Opened::lost`]).
     pub fn open_session(&mut self, id: SessionId, peer: Peer, now: Instant) -> Result<Opened, ProtocommError> {
         let security = self.security.as_ref().ok_or(ProtocommError::NoSecurity)?;
-        self.sessions.open(id, peer, DeviceSession::new(security), now)
+        let (opened, removed) = self.sessions.open(id, peer, DeviceSession::new(security), now)?;
+        Ok(Opened { lost: self.guard.lose(removed), ..opened })
     }
 
     /// A transport connection now carries session `id` (an HTTP connection that opened it or presented its
@@ -385,9 +401,11 @@ impl Protocomm {
         Err(RandomUnavailable)
     }
 
-    /// Closes session `id`; returns whether it was open.
-    pub fn close_session(&mut self, id: SessionId) -> bool {
-        self.sessions.remove(id)
+    /// Closes session `id`; `None` if it was not open. A proof being checked in it counts as failed
+    /// ([`Closed::lost`]): dropping a connection mid-proof does not escape the count.
+    pub fn close_session(&mut self, id: SessionId) -> Option<Closed> {
+        let opening = self.sessions.remove(id)?;
+        Some(Closed { lost: self.guard.lose([(id, opening)]) })
     }
 
     /// Whether session `id` is open.
@@ -426,13 +444,16 @@ impl Protocomm {
         };
         let claimed = claim.filter(|id| self.sessions.contains(*id));
         match kind {
-            Endpoint::Version => {
-                Ok(Begun { session: claimed, opened: None, step: Step::Reply(self.version.clone()), lockout: None })
-            }
+            Endpoint::Version => Ok(Begun { session: claimed, opened: None, step: Step::Reply(self.version.clone()) }),
             Endpoint::Security => {
                 let guarded = self.security.as_ref().is_some_and(DeviceSecurity::has_secret);
                 if guarded && let Some(retry_after) = self.guard.locked_for(now) {
                     return Err(ProtocommError::LockedOut { retry_after });
+                }
+                // Past the free failures, proofs are checked one at a time (see the guard module). Asked before
+                // anything changes, so a refused proof leaves its session as it was.
+                if guarded && !self.guard.admits_proof() && claimed.is_some_and(|id| self.sessions.awaits_proof(id)) {
+                    return Err(ProtocommError::ProofInFlight { retry_after: PROOF_IN_FLIGHT_RETRY });
                 }
                 let (id, opened) = match claimed {
                     Some(id) => (id, None),
@@ -442,15 +463,14 @@ impl Protocomm {
                     }
                 };
                 let mut checkout = self.check_out(id, now)?;
-                // Charged before it is checked (see the guard module): any message to a session that waits for
-                // the proof counts, so a client cannot dodge the count by restarting the handshake there.
-                let mut lockout = None;
+                // Any message to a session that waits for the proof is a proof in flight until it is checked in
+                // (see the guard module), so a client cannot dodge the count by restarting the handshake there.
                 if guarded && checkout.session.awaits_proof() {
                     checkout.proving = true;
-                    lockout = self.guard.charge(now);
+                    self.guard.take_up((id, checkout.opening), now);
                 }
                 let step = Step::Handshake(HandshakeStep { endpoint: endpoint.to_owned(), checkout, request: body });
-                Ok(Begun { session: Some(id), opened, step, lockout })
+                Ok(Begun { session: Some(id), opened, step })
             }
             Endpoint::Ordinary(handler) => {
                 let handler = handler.clone().ok_or_else(|| ProtocommError::NotRegistered(endpoint.to_owned()))?;
@@ -464,7 +484,7 @@ impl Protocomm {
                 };
                 let session = checkout.as_ref().map(Checkout::id);
                 let call = Call { endpoint: endpoint.to_owned(), checkout, handler, body };
-                Ok(Begun { session, opened: None, step: Step::Call(call), lockout: None })
+                Ok(Begun { session, opened: None, step: Step::Call(call) })
             }
         }
     }
@@ -479,10 +499,13 @@ impl Protocomm {
     /// Puts a checked-out session back, unless it was closed or reopened meanwhile (then the new one stays and
     /// this one is dropped). A session whose handshake has just completed takes a place among the established
     /// sessions, which may close the idlest one whose client left, or refuse this one (see [`SessionLimits`]).
-    /// A proof attempt's outcome is settled here, whether or not its session is still open.
+    /// A proof's outcome is settled here ([`CheckedIn::proof`]), unless its session was closed or reopened
+    /// meanwhile: it counted as failed then.
     pub fn check_in(&mut self, checkout: Checkout) -> CheckedIn {
         let Checkout { id, session, opening, proving } = checkout;
-        let proof = proving.then(|| if session.is_established() { self.guard.refund() } else { self.guard.failed() });
+        let proof = if proving { self.guard.settle((id, opening), session.is_established()) } else { None };
+        // Settled first: a session refused a place among the established ones is closed here, but its proof was
+        // right. Nothing else this closes can hold a proof (only sessions between requests make room).
         CheckedIn { proof, ..self.sessions.check_in(id, opening, session) }
     }
 

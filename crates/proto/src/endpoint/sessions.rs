@@ -25,7 +25,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::{Peer, ProtocommError, SessionId};
+use super::guard::ProofKey;
+use super::{Peer, ProofOutcome, ProtocommError, SessionId};
 use crate::security::DeviceSession;
 
 /// How many sessions a device keeps, and when one may go.
@@ -59,6 +60,18 @@ impl Default for SessionLimits {
 pub struct Opened {
     /// Sessions closed to make room (expired or evicted); the transport should forget them.
     pub closed: Vec<SessionId>,
+    /// Set when a session closed (or restarted) here had a proof being checked: it counts as failed (persist the
+    /// count; see [`super::GuessLimit`]).
+    pub lost: Option<ProofOutcome>,
+}
+
+/// What [`super::Protocomm::close_session`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[must_use]
+pub struct Closed {
+    /// Set when the session had a proof being checked: it counts as failed (persist the count; see
+    /// [`super::GuessLimit`]).
+    pub lost: Option<ProofOutcome>,
 }
 
 /// What [`super::Protocomm::check_in`] did.
@@ -70,9 +83,10 @@ pub struct CheckedIn {
     /// The session just established could not be kept (every established session still has a connection); it
     /// is closed too, and its request must be refused.
     pub refused: bool,
-    /// Set when the request was a proof attempt: what it came to (persist the count; see
-    /// [`super::GuessLimit`]).
-    pub proof: Option<super::ProofOutcome>,
+    /// Set when the request was a proof attempt: what it came to (persist the count when it changed; see
+    /// [`super::GuessLimit`]). Not set when its session was closed or reopened while it ran: the proof counted as
+    /// failed then.
+    pub proof: Option<ProofOutcome>,
 }
 
 pub(super) struct Entry {
@@ -134,30 +148,43 @@ impl Sessions {
         self.entries.len()
     }
 
-    pub(super) fn clear(&mut self) -> Vec<SessionId> {
-        self.entries.drain().map(|(id, _)| id).collect()
+    /// Whether session `id` is open, between requests, and waiting for its client's proof.
+    pub(super) fn awaits_proof(&self, id: SessionId) -> bool {
+        self.entries.get(&id).and_then(|e| e.session.as_ref()).is_some_and(DeviceSession::awaits_proof)
     }
 
-    pub(super) fn remove(&mut self, id: SessionId) -> bool {
-        self.entries.remove(&id).is_some()
+    /// Closes every session; returns each with its opening.
+    pub(super) fn clear(&mut self) -> Vec<ProofKey> {
+        self.entries.drain().map(|(id, e)| (id, e.opening)).collect()
+    }
+
+    /// Closes session `id`; returns its opening if it was open.
+    pub(super) fn remove(&mut self, id: SessionId) -> Option<u64> {
+        self.entries.remove(&id).map(|e| e.opening)
     }
 
     /// Opens session `id` for `peer` (replacing it if open), making room among the half-open sessions by the
-    /// rules of the module documentation.
+    /// rules of the module documentation. Also returns every session closed or replaced, with its opening.
     pub(super) fn open(
         &mut self,
         id: SessionId,
         peer: Peer,
         session: DeviceSession,
         now: Instant,
-    ) -> Result<Opened, ProtocommError> {
-        let mut opened = Opened { closed: self.expire(now) };
+    ) -> Result<(Opened, Vec<ProofKey>), ProtocommError> {
+        let mut removed = Vec::new();
+        let mut opened = Opened { closed: self.expire(now, &mut removed), lost: None };
         let replaced = self.entries.remove(&id);
+        if let Some(entry) = &replaced {
+            removed.push((id, entry.opening));
+        }
         let connections = replaced.as_ref().map_or(0, |e| e.connections);
         let half_open = self.entries.values().filter(|e| !e.established).count();
         if replaced.is_none() && half_open >= self.limits.max_handshakes {
             let victim = self.victim(peer, now).ok_or(ProtocommError::TooManySessions(self.entries.len()))?;
-            self.entries.remove(&victim);
+            if let Some(entry) = self.entries.remove(&victim) {
+                removed.push((victim, entry.opening));
+            }
             opened.closed.push(victim);
         }
         let established = session.is_established();
@@ -165,7 +192,7 @@ impl Sessions {
         let opening = self.openings;
         self.entries
             .insert(id, Entry { session: Some(session), established, peer, last_used: now, connections, opening });
-        Ok(opened)
+        Ok((opened, removed))
     }
 
     /// Puts a checked-out session back, unless it was closed or reopened meanwhile. A session that has just
@@ -209,8 +236,9 @@ impl Sessions {
             .map(|(id, _)| *id)
     }
 
-    /// Closes established sessions that no connection carries and that have been idle past the timeout.
-    fn expire(&mut self, now: Instant) -> Vec<SessionId> {
+    /// Closes established sessions that no connection carries and that have been idle past the timeout; adds
+    /// each to `removed` with its opening.
+    fn expire(&mut self, now: Instant, removed: &mut Vec<ProofKey>) -> Vec<SessionId> {
         let idle = self.limits.idle_timeout;
         let expired: Vec<SessionId> = self
             .entries
@@ -224,7 +252,9 @@ impl Sessions {
             .map(|(id, _)| *id)
             .collect();
         for id in &expired {
-            self.entries.remove(id);
+            if let Some(entry) = self.entries.remove(id) {
+                removed.push((*id, entry.opening));
+            }
         }
         expired
     }

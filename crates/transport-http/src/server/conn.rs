@@ -254,8 +254,9 @@ impl Connection {
                 Next::KeepAlive
             }
             // The one refusal a client is told about: a person must learn why the device will not talk, and for
-            // how long. ESP has no such state, so its clients see an HTTP error, which they report.
-            Err(ProtocommError::LockedOut { retry_after }) => {
+            // how long. ESP has no such state, so its clients see an HTTP error, which they report. A proof refused
+            // while another is checked (past the free failures) is told the same, with its short wait.
+            Err(ProtocommError::LockedOut { retry_after } | ProtocommError::ProofInFlight { retry_after }) => {
                 let secs = wifiprov_proto::endpoint::retry_after_secs(retry_after);
                 if self.write(&wire::locked_response(secs)).await {
                     self.close().await;
