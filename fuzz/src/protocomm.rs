@@ -19,7 +19,8 @@
 //! | 9 `OPEN` | `session, peer` | `open_session` (bit 7 of `session`: a fresh id) |
 //!
 //! `scheme` % 4: security 0, 1 with a PoP, 1 without, 2 (the compact vectors' salt and verifier; at most three
-//! handshake steps per input, as each may cost milliseconds). `claim` 0 is none, otherwise
+//! handshake steps per input, as each may cost milliseconds); `scheme / 4 % 8`: the guessing limit's free failures
+//! (0: the default 5, `n`: `n - 1`), so that inputs reach the waits and the one-proof-at-a-time rule quickly. `claim` 0 is none, otherwise
 //! the `claim - 1`th session id seen so far. Endpoints: `proto-ver`, `prov-session`, `prov-config`, `prov-scan`,
 //! `prov-ctrl`, `prov-networks`, `custom-data` (echoes the request reversed), `reserved` (created, no handler),
 //! and a name that does not exist. The four provisioning handlers decode with [`crate::messages`]'s checks.
@@ -31,9 +32,14 @@
 //! under security 0), refuse a session that is busy, and refuse unknown or unregistered endpoints; a session
 //! opened by a request is unestablished; an honest client with the right credentials gets a session unless
 //! the table is full, one with wrong credentials never does; a sealed request reaches the handler intact and its
-//! answer decrypts to a response of the right kind. The online-guessing limit: a device with a secret (a PoP, a
-//! password) refuses every handshake during a lockout with the wait that is left, a device without one never
-//! locks anyone out, a good proof forgives every failure and ends the lockout, a failed proof reports the count.
+//! answer decrypts to a response of the right kind. The online-guessing limit (issue #12), against a model of it
+//! ([`GuardModel`]): a device with a secret (a PoP, a password) refuses every handshake during a lockout with the
+//! wait that is left, a device without one never counts or locks anyone out; the count is of settled failures
+//! (proofs in flight count only once they fail), equal to the model's after every step, and so are the proofs in
+//! flight and the wait left; a proof lost with its session (closed, evicted, reopened, cancelled) counts as
+//! failed when the session goes, and is reported by what closed it; a wait runs from the moment its failed proof
+//! began; past the free failures a proof is taken up only when none is in flight, and one refused for that is
+//! refused as `ProofInFlight`, never otherwise; a good proof forgives every failure and ends the lockout.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,8 +47,8 @@ use std::time::{Duration, Instant};
 
 use wifiprov_proto::danger;
 use wifiprov_proto::endpoint::{
-    Call, HandlerError, HandshakeStep, Peer, ProofOutcome, Protocomm, ProtocommError, SessionId, SessionLimits, Step,
-    names,
+    Call, Checkout, GuessLimit, HandlerError, HandshakeStep, Lockout, Peer, ProofOutcome, Protocomm, ProtocommError,
+    SessionId, SessionLimits, Step, names,
 };
 use wifiprov_proto::messages::{config, ctrl, networks, scan};
 use wifiprov_proto::secret::ProofOfPossession;
@@ -153,6 +159,55 @@ enum Pending {
     Call(Call),
 }
 
+/// A step begun and not finished.
+struct Begun {
+    /// Its session.
+    session: Option<SessionId>,
+    /// Whether that session was closed or replaced meanwhile (its check-in will then be dropped).
+    stale: bool,
+    /// Set when the step is a proof in flight: when it began.
+    proof: Option<Instant>,
+    step: Pending,
+}
+
+/// The online-guessing limit as it should behave (issue #12), to check [`Protocomm`] against: the settled
+/// failures and the end of the wait they started. The proofs in flight are the pending steps that are proofs and
+/// not stale.
+struct GuardModel {
+    limit: GuessLimit,
+    failures: u32,
+    locked_until: Option<Instant>,
+}
+
+impl GuardModel {
+    /// A proof that began at `began` failed (or was lost): its wait, if any, runs from `began`.
+    fn fail(&mut self, began: Instant) -> ProofOutcome {
+        self.failures = self.failures.saturating_add(1);
+        let lockout = self.limit.wait_after(self.failures).map(|wait| {
+            let until = began.checked_add(wait).unwrap_or(began);
+            self.locked_until = Some(self.locked_until.map_or(until, |old| old.max(until)));
+            Lockout { failures: self.failures, wait }
+        });
+        ProofOutcome::Failed { failures: self.failures, lockout }
+    }
+
+    fn succeed(&mut self) -> ProofOutcome {
+        let forgiven = self.failures;
+        self.failures = 0;
+        self.locked_until = None;
+        ProofOutcome::Succeeded { forgiven }
+    }
+
+    fn locked_for(&self, now: Instant) -> Option<Duration> {
+        self.locked_until.map(|until| until.saturating_duration_since(now)).filter(|left| !left.is_zero())
+    }
+
+    /// Whether a proof may be taken up with `in_flight` others in flight.
+    fn admits(&self, in_flight: usize) -> bool {
+        self.failures < self.limit.free_failures || in_flight == 0
+    }
+}
+
 struct State {
     pc: Protocomm,
     scheme: Scheme,
@@ -162,9 +217,9 @@ struct State {
     rng: FuzzRng,
     /// Every session id the table told us about, in order.
     known: Vec<SessionId>,
-    /// Steps begun and not finished: their session, whether that session was closed or replaced meanwhile (its
-    /// check-in will then be dropped), and the step.
-    pending: Vec<(Option<SessionId>, bool, Pending)>,
+    /// Steps begun and not finished.
+    pending: Vec<Begun>,
+    guard: GuardModel,
     mirrors: HashMap<SessionId, Mirror>,
     sec2_steps: usize,
     fresh: u32,
@@ -173,12 +228,18 @@ struct State {
 /// Runs one input.
 pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
-    let scheme = match input.u8() % 4 {
+    let scheme_byte = input.u8();
+    let scheme = match scheme_byte % 4 {
         0 => Scheme::Sec0,
         1 => Scheme::Sec1,
         2 => Scheme::Sec1NoPop,
         _ => Scheme::Sec2(0),
     };
+    let free_failures = match scheme_byte / 4 % 8 {
+        0 => GuessLimit::default().free_failures,
+        n => u32::from(n - 1),
+    };
+    let guess_limit = GuessLimit { free_failures, ..GuessLimit::default() };
     let limits = SessionLimits {
         max_sessions: 1 + usize::from(input.u8() % 4),
         max_handshakes: 1 + usize::from(input.u8() % 4),
@@ -187,7 +248,8 @@ pub fn run(data: &[u8]) {
     };
     let budget = input.u8();
     let seed = input.u64();
-    let (pc, version) = device(scheme, limits);
+    let (mut pc, version) = device(scheme, limits);
+    pc.set_guess_limit(guess_limit);
     let mut state = State {
         pc,
         scheme,
@@ -197,6 +259,7 @@ pub fn run(data: &[u8]) {
         rng: FuzzRng::new(seed, (budget > 0).then(|| usize::from(budget) * 8)),
         known: Vec::new(),
         pending: Vec::new(),
+        guard: GuardModel { limit: guess_limit, failures: 0, locked_until: None },
         mirrors: HashMap::new(),
         sec2_steps: 0,
         fresh: 1,
@@ -225,10 +288,7 @@ pub fn run(data: &[u8]) {
             ADVANCE => state.now += Duration::from_millis(100 * u64::from(body.u16())),
             CLOSE => {
                 let id = state.session(body.u8());
-                let was_open = state.pc.has_session(id);
-                assert_eq!(state.pc.close_session(id).is_some(), was_open);
-                assert!(!state.pc.has_session(id));
-                state.forget(id);
+                state.close(id, None);
             }
             _ => state.open(&mut body),
         }
@@ -269,18 +329,69 @@ impl State {
         }
     }
 
-    /// Session `id` was closed or replaced: steps begun in it no longer hold it.
-    fn forget(&mut self, id: SessionId) {
+    /// Session `id` was closed or replaced: steps begun in it no longer hold it, and a proof among them counts
+    /// as failed (returned, as the device should report it).
+    fn forget(&mut self, id: SessionId) -> Option<ProofOutcome> {
         self.mirrors.remove(&id);
-        for (session, stale, _) in &mut self.pending {
-            if *session == Some(id) {
-                *stale = true;
+        let mut lost = None;
+        for begun in &mut self.pending {
+            if begun.session == Some(id) && !begun.stale {
+                begun.stale = true;
+                if let Some(began) = begun.proof {
+                    lost = Some(self.guard.fail(began));
+                }
             }
+        }
+        lost
+    }
+
+    /// Closes session `id` as a transport, or a cancelled request, does. `own`: when the step that closes it (no
+    /// longer in `pending`) was a proof in flight in it, when that proof began.
+    fn close(&mut self, id: SessionId, own: Option<Instant>) {
+        let was_open = self.pc.has_session(id);
+        let closed = self.pc.close_session(id);
+        assert_eq!(closed.is_some(), was_open, "close_session said otherwise about session {id}");
+        assert!(!self.pc.has_session(id));
+        let mut expected = own.map(|began| self.guard.fail(began));
+        if let Some(lost) = self.forget(id) {
+            assert!(expected.is_none(), "two proofs in flight in one session");
+            expected = Some(lost);
+        }
+        assert_eq!(closed.and_then(|c| c.lost), expected, "what closing session {id} lost");
+    }
+
+    /// Proofs in flight, as the harness counts them.
+    fn in_flight(&self) -> usize {
+        self.pending.iter().filter(|b| !b.stale && b.proof.is_some()).count()
+    }
+
+    /// After a whole request (`handle`), which does not report what it closed or what its proof came to: steps in
+    /// sessions it closed lose their proofs, and the count tells whether the request was a proof that failed or
+    /// succeeded (either or neither, but nothing else).
+    fn after_handle(&mut self, began: Instant) {
+        let gone: Vec<SessionId> = self
+            .pending
+            .iter()
+            .filter(|b| !b.stale)
+            .filter_map(|b| b.session)
+            .filter(|id| !self.pc.has_session(*id))
+            .collect();
+        for id in gone {
+            let _ = self.forget(id);
+        }
+        let failures = self.pc.failed_proofs();
+        if failures == self.guard.failures.saturating_add(1) {
+            assert!(self.guarded(), "a device without a secret counts proofs");
+            let _ = self.guard.fail(began);
+        } else if failures == 0 {
+            let _ = self.guard.succeed();
+        } else {
+            assert_eq!(failures, self.guard.failures, "a request changed the count otherwise");
         }
     }
 
     fn busy(&self, id: SessionId) -> bool {
-        self.pc.has_session(id) && self.pending.iter().any(|(s, stale, _)| *s == Some(id) && !stale)
+        self.pc.has_session(id) && self.pending.iter().any(|b| b.session == Some(id) && !b.stale)
     }
 
     /// Whether another security 2 handshake step may run in this input.
@@ -303,6 +414,13 @@ impl State {
             ProtocommError::LockedOut { retry_after } => {
                 assert!(self.guarded(), "a device without a secret locked a guesser out");
                 assert!(!retry_after.is_zero());
+            }
+            // Refused before anything changed, so the model is as it was when the request came.
+            ProtocommError::ProofInFlight { retry_after } => {
+                assert!(self.guarded(), "a device without a secret refused a proof");
+                assert_eq!(*retry_after, Duration::from_secs(1));
+                assert!(!self.guard.admits(self.in_flight()), "a proof refused although it could be taken up");
+                assert_eq!(self.guard.locked_for(self.now), None, "a proof refused as busy during a lockout");
             }
             _ => {}
         }
@@ -331,6 +449,7 @@ impl State {
         let claimed = claim.filter(|id| self.pc.has_session(*id));
         let busy = claimed.is_some_and(|id| self.busy(id));
         let locked = self.pc.locked_for(self.now).filter(|_| self.guarded());
+        let admits = self.guard.admits(self.in_flight());
         if !self.guarded() {
             assert_eq!(self.pc.locked_for(self.now), None, "a device without a secret locked guessers out");
         }
@@ -352,6 +471,9 @@ impl State {
                     );
                 } else if busy {
                     assert!(r.is_err(), "a second request of a busy session was let through");
+                }
+                if admits {
+                    assert!(!matches!(r, Err(ProtocommError::ProofInFlight { .. })), "a proof refused as busy: {r:?}");
                 }
                 if let Ok(begun) = r {
                     assert!(begun.session.is_some(), "a handshake outside any session");
@@ -375,11 +497,25 @@ impl State {
             Err(e) => return self.check_error(&e),
         };
         if let Some(opened) = &begun.opened {
+            let mut lost = None;
             for closed in &opened.closed {
                 assert!(!self.pc.has_session(*closed), "session {closed} reported closed is still open");
-                self.forget(*closed);
+                lost = self.forget(*closed).or(lost);
             }
+            assert_eq!(opened.lost, lost, "what making room lost");
         }
+        // A proof is taken up in a session already open, so nothing above lost one when this is one.
+        let proof = match self.pc.proofs_in_flight().checked_sub(self.in_flight()) {
+            Some(0) => None,
+            Some(1) => {
+                assert!(self.guarded(), "a device without a secret took up a proof");
+                assert!(matches!(begun.step, Step::Handshake(_)), "a proof outside the handshake");
+                assert!(begun.opened.is_none(), "a proof in a session it opened");
+                assert!(admits, "a second proof in flight past the free failures");
+                Some(self.now)
+            }
+            other => panic!("the device has {other:?} more proofs in flight than the harness began"),
+        };
         if let Some(id) = begun.session {
             self.learn(id);
             if begun.opened.is_some() {
@@ -391,33 +527,38 @@ impl State {
             Step::Handshake(step) => {
                 assert_eq!(Some(step.session()), begun.session);
                 let _ = step.is_costly();
-                self.pending.push((begun.session, false, Pending::Handshake(step)));
+                self.pending.push(Begun { session: begun.session, stale: false, proof, step: Pending::Handshake(step) });
             }
             Step::Call(call) => {
                 assert_eq!(call.session(), begun.session);
                 assert_eq!(call.endpoint(), endpoint);
-                self.pending.push((begun.session, false, Pending::Call(call)));
+                self.pending.push(Begun { session: begun.session, stale: false, proof, step: Pending::Call(call) });
             }
         }
     }
 
-    fn check_in(&mut self, checkout: wifiprov_proto::endpoint::Checkout, failed_handshake: bool) {
+    /// Checks a finished step's session back in. `proof`: when the step was a proof still in flight (its session
+    /// neither closed nor replaced), when it began.
+    fn check_in(&mut self, checkout: Checkout, failed_handshake: bool, proof: Option<Instant>) {
         let id = checkout.id();
         let checked = self.pc.check_in(checkout);
-        for closed in &checked.closed {
-            assert!(!self.pc.has_session(*closed), "session {closed} reported closed is still open");
-            self.forget(*closed);
-        }
-        match checked.proof {
-            Some(ProofOutcome::Succeeded { .. }) => {
+        match (proof, checked.proof) {
+            (Some(_), Some(ProofOutcome::Succeeded { forgiven })) => {
+                assert!(!failed_handshake, "a refused proof succeeded");
+                assert_eq!(self.guard.succeed(), ProofOutcome::Succeeded { forgiven });
                 assert_eq!(self.pc.failed_proofs(), 0, "a good proof did not forgive the failures");
                 assert_eq!(self.pc.locked_for(self.now), None, "a good proof did not end the lockout");
             }
-            Some(ProofOutcome::Failed { failures, .. }) => {
+            (Some(began), Some(failed)) => {
                 assert!(self.guarded());
-                assert_eq!(failures, self.pc.failed_proofs());
+                assert_eq!(failed, self.guard.fail(began), "what a failed proof came to");
             }
-            None => {}
+            (Some(_), None) => panic!("a proof in flight came back unsettled"),
+            (None, outcome) => assert_eq!(outcome, None, "a step that was no proof in flight settled one"),
+        }
+        for closed in &checked.closed {
+            assert!(!self.pc.has_session(*closed), "session {closed} reported closed is still open");
+            assert_eq!(self.forget(*closed), None, "a session closed for a place among the established held a proof");
         }
         if checked.refused {
             assert!(!self.pc.has_session(id), "a refused session stayed");
@@ -432,13 +573,14 @@ impl State {
         if self.pending.is_empty() {
             return;
         }
-        let (session, _, step) = self.pending.remove(index % self.pending.len());
+        let Begun { session, stale, proof, step } = self.pending.remove(index % self.pending.len());
+        let proof = proof.filter(|_| !stale);
         match step {
             Pending::Handshake(step) => {
                 if !self.sec2_allowance(1) {
                     drop(step);
                     if let Some(id) = session {
-                        self.pc.close_session(id);
+                        self.close(id, proof);
                     }
                     return;
                 }
@@ -446,14 +588,14 @@ impl State {
                 if let Err(e) = &result {
                     self.check_error(e);
                 }
-                self.check_in(checkout, result.is_err());
+                self.check_in(checkout, result.is_err(), proof);
             }
             Pending::Call(call) => {
                 let endpoint = call.endpoint().to_owned();
                 let (checkout, result) = block_on(call.run());
                 assert_eq!(checkout.as_ref().map(|c| c.id()), session, "the call came back with another session");
                 if let Some(checkout) = checkout {
-                    self.check_in(checkout, false);
+                    self.check_in(checkout, false, proof);
                 }
                 match result {
                     Err(e) => self.check_error(&e),
@@ -469,11 +611,10 @@ impl State {
         if self.pending.is_empty() {
             return;
         }
-        let (session, stale, step) = self.pending.remove(index % self.pending.len());
+        let Begun { session, stale, proof, step } = self.pending.remove(index % self.pending.len());
         drop(step);
         if let Some(id) = session.filter(|_| !stale) {
-            self.pc.close_session(id);
-            self.mirrors.remove(&id);
+            self.close(id, proof);
         }
     }
 
@@ -483,6 +624,7 @@ impl State {
             return;
         }
         let result = block_on(self.pc.handle(self.now, peer, claim, endpoint, body.rest(), &mut self.rng));
+        self.after_handle(self.now);
         match result {
             Ok((session, reply)) => {
                 if let Some(id) = session {
@@ -525,6 +667,7 @@ impl State {
         let mut claim = None;
         loop {
             let result = block_on(self.pc.handle(self.now, peer, claim, names::PROV_SESSION, &request, &mut self.rng));
+            self.after_handle(self.now);
             match result {
                 Ok((session, response)) => {
                     let id = session.expect("a handshake runs in a session");
@@ -573,6 +716,7 @@ impl State {
         let exact = !self.rng.may_fail();
         let result =
             block_on(self.pc.handle(self.now, peer, None, names::PROV_SESSION, &p.handshake[0].request, &mut self.rng));
+        self.after_handle(self.now);
         let id = match result {
             Ok((session, response)) => {
                 let id = session.expect("a handshake runs in a session");
@@ -595,7 +739,9 @@ impl State {
         if wrong && let Some(last) = cmd1.last_mut() {
             *last ^= 1;
         }
-        match block_on(self.pc.handle(self.now, peer, Some(id), names::PROV_SESSION, &cmd1, &mut self.rng)) {
+        let result = block_on(self.pc.handle(self.now, peer, Some(id), names::PROV_SESSION, &cmd1, &mut self.rng));
+        self.after_handle(self.now);
+        match result {
             Ok((_, response)) => {
                 assert!(!wrong, "a wrong SRP proof was accepted");
                 if exact {
@@ -640,6 +786,7 @@ impl State {
             return;
         }
         let result = block_on(self.pc.handle(self.now, Peer::new(0), Some(id), endpoint, &sealed, &mut self.rng));
+        self.after_handle(self.now);
         match result {
             Ok((session, mut reply)) => {
                 assert_eq!(session, Some(id));
@@ -665,12 +812,13 @@ impl State {
         match self.pc.open_session(id, peer, self.now) {
             Ok(opened) => {
                 self.learn(id);
-                self.forget(id);
+                let mut lost = self.forget(id);
                 assert!(self.pc.has_session(id) && !self.pc.is_established(id));
                 for closed in opened.closed.iter().filter(|c| **c != id) {
                     assert!(!self.pc.has_session(*closed), "session {closed} reported closed is still open");
-                    self.forget(*closed);
+                    lost = self.forget(*closed).or(lost);
                 }
+                assert_eq!(opened.lost, lost, "what opening session {id} lost");
             }
             Err(e) => self.check_error(&e),
         }
@@ -692,6 +840,12 @@ impl State {
         self.mirrors.retain(|id, _| pc.has_session(*id));
         for id in self.mirrors.keys() {
             assert!(self.pc.is_established(*id), "session {id} has a client but is not established");
+        }
+        assert_eq!(self.pc.failed_proofs(), self.guard.failures, "the count of failed proofs");
+        assert_eq!(self.pc.proofs_in_flight(), self.in_flight(), "proofs in flight");
+        assert_eq!(self.pc.locked_for(self.now), self.guard.locked_for(self.now), "the wait left");
+        if !self.guarded() {
+            assert_eq!((self.guard.failures, self.in_flight()), (0, 0), "a device without a secret counts proofs");
         }
     }
 }

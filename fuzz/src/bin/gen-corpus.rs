@@ -192,6 +192,26 @@ fn protocomm_seeds(c: &mut Corpus) {
         .record(protocomm::BEGIN, &[0, 1, 2, 0x52, 0x00])
         .record(protocomm::FINISH, &[0]);
     c.add("protocomm", "reopened-while-running", b.finish());
+    // The guessing limit with no free failures (issue #12): two sessions wait for their proofs; the first proof in
+    // flight makes the second busy, its failure locks both out, the second's proof is lost with its session (a
+    // longer wait from when it began), and the right PoP forgives both once the wait is over.
+    let cmd0 = &g.sec1[0].handshake[0].request;
+    let junk = [0x52, 0x00];
+    let b = Builder::new(&protocomm::header(1 + 4, 3, 3, 30, 5, 5))
+        .record(protocomm::HANDLE, &[&[0, 0, 1][..], cmd0].concat())
+        .record(protocomm::HANDLE, &[&[1, 0, 1][..], cmd0].concat())
+        .record(protocomm::BEGIN, &[&[0, 1, 1][..], &junk].concat())
+        .record(protocomm::BEGIN, &[&[1, 2, 1][..], &junk].concat())
+        .record(protocomm::FINISH, &[0])
+        .record(protocomm::BEGIN, &[&[1, 2, 1][..], &junk].concat())
+        .record(protocomm::ADVANCE, &30u16.to_le_bytes())
+        .record(protocomm::BEGIN, &[&[1, 2, 1][..], &junk].concat())
+        .record(protocomm::CLOSE, &[1])
+        .record(protocomm::FINISH, &[0])
+        .record(protocomm::HONEST, &[2, 0])
+        .record(protocomm::ADVANCE, &50u16.to_le_bytes())
+        .record(protocomm::HONEST, &[2, 0]);
+    c.add("protocomm", "guessing-one-proof-at-a-time", b.finish());
     // Security 0 transcript, request by request, through begin and check-in.
     for t in g.transcripts.iter().filter(|t| t.scheme == 0) {
         let mut b = Builder::new(&protocomm::header(0, 1, 1, 30, 5, 1));
