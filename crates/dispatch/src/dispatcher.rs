@@ -345,7 +345,10 @@ impl Dispatcher {
             }
             None => false,
         };
-        self.finish(settled).await;
+        // A proof lost with a session closed to make room is another request's: nothing here waits for it (and
+        // nothing may be awaited before the step's session is held, or a cancelled task would leave it checked
+        // out).
+        self.finish_in_background(settled);
         let result = match begun.step {
             Step::Reply(reply) => Ok(reply),
             Step::Handshake(step) => {

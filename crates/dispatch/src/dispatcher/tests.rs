@@ -284,3 +284,29 @@ fn r12_a_proof_cancelled_mid_check_counts_as_failed_and_is_recorded() {
         assert_eq!(*ledger.records.lock().unwrap(), [1, 5], "counted once");
     });
 }
+
+/// Issue #12: a proof whose session is evicted mid-check to make room for a newcomer counts as failed, and the
+/// ledger is told while the newcomer's request goes on.
+#[test]
+fn r12_a_proof_evicted_mid_check_counts_as_failed_and_is_recorded() {
+    with_one_blocking_thread(|| async {
+        let (d, ledger) = sec2_dispatcher(1);
+        let (a, proof) = up_to_proof(&d, PASSWORD, 10).await;
+        let release = hold_blocking_thread();
+        let mut proving = Box::pin(d.dispatch(request(A, Some(a), names::PROV_SESSION, &proof), "closing"));
+        assert!(poll_once(&mut proving).is_pending());
+        // One handshake place, and A's session has no connection: a newcomer's first message takes it.
+        let mut rng = SeededRandom::new(12);
+        let mut client = ClientSession::new(ClientSecurity::sec2(USER, Password::from(PASSWORD), Sec2Patch::Counter));
+        let cmd0 = client.start(&mut rng).unwrap();
+        let mut newcomer = Box::pin(d.dispatch(request(B, None, names::PROV_SESSION, &cmd0), "closing"));
+        assert!(poll_once(&mut newcomer).is_pending());
+        assert!(!d.with_protocomm(|p| p.has_session(a)), "evicted");
+        assert_eq!(*ledger.records.lock().unwrap(), [1], "even a right proof, once lost");
+        drop(release);
+        assert!(newcomer.await.result.is_ok());
+        let _ = proving.await;
+        assert_eq!((in_flight(&d), d.with_protocomm(|p| p.failed_proofs())), (0, 1));
+        assert_eq!(*ledger.records.lock().unwrap(), [1], "counted once");
+    });
+}
