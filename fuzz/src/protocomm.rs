@@ -204,7 +204,8 @@ impl GuardModel {
 
     /// Whether a proof may be taken up with `in_flight` others in flight.
     fn admits(&self, in_flight: usize) -> bool {
-        self.failures < self.limit.free_failures || in_flight == 0
+        let pending = u32::try_from(in_flight).unwrap_or(u32::MAX);
+        in_flight == 0 || self.failures.saturating_add(pending) < self.limit.free_failures
     }
 }
 
@@ -511,7 +512,7 @@ impl State {
                 assert!(self.guarded(), "a device without a secret took up a proof");
                 assert!(matches!(begun.step, Step::Handshake(_)), "a proof outside the handshake");
                 assert!(begun.opened.is_none(), "a proof in a session it opened");
-                assert!(admits, "a second proof in flight past the free failures");
+                assert!(admits, "more proofs in flight than free failures left");
                 Some(self.now)
             }
             other => panic!("the device has {other:?} more proofs in flight than the harness began"),

@@ -588,18 +588,31 @@ fn r12_right_proofs_in_flight_together_are_never_locked_out() {
     let mut pc = device(sec1_device("abcd1234"), 8);
     let now = Instant::now();
     let proofs: Vec<_> = (0..8).map(|_| up_to_proof(&mut pc, "abcd1234", now, &mut rng)).collect();
-    let steps: Vec<_> = proofs
-        .iter()
-        .map(|(id, proof)| begin_proof(&mut pc, *id, proof, now, &mut rng).expect("every proof is taken up"))
-        .collect();
-    assert_eq!(pc.proofs_in_flight(), 8);
+    // As many proofs as there are free failures run at once (any could be wrong); the others are asked to retry,
+    // as busy, not locked out.
+    let mut steps = Vec::new();
+    for (i, (id, proof)) in proofs.iter().enumerate() {
+        match begin_proof(&mut pc, *id, proof, now, &mut rng) {
+            Ok(step) => steps.push(step),
+            Err(error) => assert!(i >= 5 && matches!(error, ProtocommError::ProofInFlight { .. }), "{i}: {error:?}"),
+        }
+    }
+    assert_eq!(pc.proofs_in_flight(), 5);
     assert_eq!((pc.failed_proofs(), pc.locked_for(now)), (0, None));
-    for step in steps {
-        let (checkout, reply) = step.run(&mut rng);
+    let check = |pc: &mut Protocomm, step: HandshakeStep, rng: &mut SeededRandom| {
+        let (checkout, reply) = step.run(rng);
         reply.unwrap();
         let checked = pc.check_in(checkout);
         assert!(!checked.refused);
         assert_eq!(checked.proof, Some(ProofOutcome::Succeeded { forgiven: 0 }), "nothing to persist");
+    };
+    for step in steps {
+        check(&mut pc, step, &mut rng);
+    }
+    // The ones asked to retry kept their sessions and succeed now.
+    for (id, proof) in &proofs[5..] {
+        let step = begin_proof(&mut pc, *id, proof, now, &mut rng).expect("taken up on retry");
+        check(&mut pc, step, &mut rng);
     }
     assert_eq!((pc.failed_proofs(), pc.proofs_in_flight(), pc.locked_for(now)), (0, 0, None));
 }
