@@ -213,12 +213,12 @@ fn r12_right_proofs_in_flight_together_are_never_locked_out_or_recorded() {
         let release = hold_blocking_thread();
         let mut proofs = Vec::new();
         // As many as there are free failures are checked at once; the others are asked to retry (busy).
-        for (session, proof) in &sessions[..5] {
+        for (session, proof) in sessions.iter().take(5) {
             let mut proving = Box::pin(d.dispatch(request(A, Some(*session), names::PROV_SESSION, proof), "closing"));
             assert!(poll_once(&mut proving).is_pending(), "the proof waits for the blocking thread");
             proofs.push(proving);
         }
-        for (session, proof) in &sessions[5..] {
+        for (session, proof) in sessions.iter().skip(5) {
             let busy = d.dispatch(request(A, Some(*session), names::PROV_SESSION, proof), "closing").await;
             assert!(matches!(busy.result, Err(ProtocommError::ProofInFlight { .. })), "{busy:?}");
         }
@@ -228,7 +228,7 @@ fn r12_right_proofs_in_flight_together_are_never_locked_out_or_recorded() {
             let answer = proving.await;
             assert!(answer.result.is_ok(), "{answer:?}");
         }
-        for (session, proof) in &sessions[5..] {
+        for (session, proof) in sessions.iter().skip(5) {
             let retried = d.dispatch(request(A, Some(*session), names::PROV_SESSION, proof), "closing").await;
             assert!(retried.result.is_ok(), "a retry succeeds: {retried:?}");
         }

@@ -297,7 +297,10 @@ mod tests {
         assert!(guard.admits_proof(), "within the free failures");
         guard.take_up(key(2), now);
         assert!(!guard.admits_proof(), "3 failures and 2 proofs in flight spend the free failures");
-        assert_eq!(guard.settle(key(2), false).map(|o| matches!(o, ProofOutcome::Failed { failures: 4, .. })), Some(true));
+        assert_eq!(
+            guard.settle(key(2), false).map(|o| matches!(o, ProofOutcome::Failed { failures: 4, .. })),
+            Some(true)
+        );
         guard.take_up(key(2), now);
         let lockout = Some(Lockout { failures: 5, wait: Duration::from_secs(1) });
         assert_eq!(guard.settle(key(1), false), Some(ProofOutcome::Failed { failures: 5, lockout }));
