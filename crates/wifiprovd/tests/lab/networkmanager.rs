@@ -303,3 +303,43 @@ pub(crate) fn boot_skips_networks_out_of_range_and_reopens_after_a_lost_link(lab
     let addr = daemon.wait_serving(lab, Duration::from_secs(90));
     eprintln!("provisioning reopened at {addr} {:.1}s after the access point went", lost.elapsed().as_secs_f64());
 }
+
+/// Start-up errors say what to fix, and the daemon exits instead of serving a radio it cannot drive.
+pub(crate) fn start_up_errors_say_what_to_fix(lab: &Lab) {
+    let state = tempfile::tempdir().unwrap();
+    let start = |command: &mut std::process::Command, interface: &str| {
+        command
+            .args(["--backend", "networkmanager", "--wifi-interface", interface, "--listen", "127.0.0.1:0"])
+            .arg("--state-dir")
+            .arg(state.path());
+    };
+    let refused = |command: std::process::Command, expected: &str| {
+        let finished = lab.run("wifiprovd", command, Duration::from_secs(60));
+        assert!(!finished.status.success(), "wifiprovd started:\n{finished}");
+        assert!(finished.stderr.contains(expected), "expected {expected:?}:\n{finished}");
+    };
+    let daemon = env!("CARGO_BIN_EXE_wifiprovd");
+
+    let mut missing = lab.device(daemon);
+    start(&mut missing, "wlan9");
+    refused(missing, "there is no network interface wlan9");
+    let mut not_wifi = lab.device(daemon);
+    start(&mut not_wifi, "lo");
+    refused(not_wifi, "lo is not a Wi-Fi device");
+
+    // A bus that NetworkManager is not on: a private one in the phone's namespace.
+    let mut bus = lab.phone("dbus-daemon");
+    bus.args(["--session", "--nofork", "--nopidfile", "--print-address=1"]);
+    let bus = Process::spawn("dbus-daemon", bus);
+    let address = bus
+        .wait_for_line(Stream::Stdout, Duration::from_secs(30), |l| l.starts_with("unix:"))
+        .unwrap_or_else(|| panic!("no private bus\n{bus}"));
+    let mut no_nm = lab.phone(daemon);
+    no_nm.env("DBUS_SYSTEM_BUS_ADDRESS", address.trim());
+    start(&mut no_nm, "wlan0");
+    refused(no_nm, "NetworkManager is not running");
+    let mut no_bus = lab.phone(daemon);
+    no_bus.env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    start(&mut no_bus, "wlan0");
+    refused(no_bus, "cannot connect to the D-Bus system bus");
+}
