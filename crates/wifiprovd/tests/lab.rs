@@ -21,6 +21,7 @@ const CASES: &[Case] = &[
     ("nm_joins_home_net_and_refuses_a_wrong_passphrase", nm_joins_home_net_and_refuses_a_wrong_passphrase),
     ("espressif_client_provisions_networkmanager", networkmanager::espressif_client_provisions_networkmanager),
     ("a_profile_made_by_the_user_is_untouched", networkmanager::a_profile_made_by_the_user_is_untouched),
+    ("start_up_errors_say_what_to_fix", networkmanager::start_up_errors_say_what_to_fix),
     (
         "boot_skips_networks_out_of_range_and_reopens_after_a_lost_link",
         networkmanager::boot_skips_networks_out_of_range_and_reopens_after_a_lost_link,

@@ -1,0 +1,117 @@
+//! Joining a real network in the radio lab (tests/lab/README.md): how long provisioning takes as a client sees it
+//! (`wifiprov provision`: session, ApplyConfig, status polls until Connected) against NetworkManager's own
+//! `nmcli device wifi connect` to the same access point, in the same guest and run, alternating round by round.
+//!
+//! `cargo bench -p wifiprovd --bench lab` boots the guest (about a minute) and prints one line per round and a
+//! summary: medians, and wifiprov's median as a ratio of nmcli's. `WIFIPROV_LAB_BENCH_ROUNDS` sets the rounds
+//! (default 5). Both sides start from a disconnected station that knows the access point from a scan.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use wifiprov_testkit::harness;
+use wifiprov_testkit::lab::{self, Boot, GUEST_ROLE, Lab};
+use wifiprov_testkit::process::{Process, Stream};
+
+const POP: &str = "lab-bench-pop";
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn main() -> ExitCode {
+    match harness::role().as_deref() {
+        Some(GUEST_ROLE) => lab::run_cases(&[("join_time", join_time)]),
+        Some(other) => panic!("unknown role {other}"),
+        None => {
+            let rounds = std::env::var("WIFIPROV_LAB_BENCH_ROUNDS").unwrap_or_else(|_| "5".into());
+            Boot::new(GUEST_ROLE)
+                .env("WIFIPROV_LAB_BENCH_ROUNDS", &rounds)
+                .timeout(Duration::from_secs(1800))
+                .run()
+                .assert_passed();
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn disconnected(lab: &Lab) {
+    let mut down = lab.device("nmcli");
+    down.args(["device", "disconnect", lab.device_iface()]);
+    // Fails harmlessly when it is not connected.
+    lab.run("nmcli device disconnect", down, LIMIT);
+    lab.wait_for_device_state("disconnected", LIMIT);
+}
+
+/// One wifiprov round: a fresh daemon (no saved network, so provisioning opens), then the timed client run.
+fn wifiprov_round(lab: &Lab, connect_delay_ms: &str) -> f64 {
+    let state = tempfile::tempdir().unwrap();
+    let mut command = lab.device(env!("CARGO_BIN_EXE_wifiprovd"));
+    command
+        .args(["--backend", "networkmanager", "--wifi-interface", lab.device_iface()])
+        .args(["--listen", "127.0.0.1:0", "--security", "1", "--pop", POP, "--connect-delay-ms", connect_delay_ms])
+        .arg("--state-dir")
+        .arg(state.path());
+    let daemon = Process::spawn("wifiprovd", command);
+    let line = daemon
+        .wait_for_line(Stream::Stdout, LIMIT, |l| l.starts_with("listening on "))
+        .unwrap_or_else(|| panic!("wifiprovd does not serve\n{daemon}"));
+    let addr = line.trim_start_matches("listening on ").trim().to_owned();
+
+    let home = lab.ap(lab::HOME_NET);
+    let mut client = lab.device(Path::new(env!("CARGO_BIN_EXE_wifiprovd")).with_file_name("wifiprov"));
+    client.args(["--device", &addr, "--security", "1", "--pop", POP, "provision", "--ssid", &home.ssid]).args([
+        "--passphrase",
+        home.passphrase.as_deref().unwrap(),
+        "--poll-interval",
+        "100",
+        "--json",
+    ]);
+    let began = Instant::now();
+    let finished = lab.run("wifiprov provision", client, LIMIT);
+    let took = began.elapsed().as_secs_f64();
+    assert!(finished.status.success() && finished.stdout.contains("\"connected\""), "{finished}\n{daemon}");
+    drop(daemon);
+    disconnected(lab);
+    took
+}
+
+fn nmcli_round(lab: &Lab) -> f64 {
+    let home = lab.ap(lab::HOME_NET);
+    let mut connect = lab.device("nmcli");
+    connect.args(["device", "wifi", "connect", &home.ssid, "password", home.passphrase.as_deref().unwrap()]);
+    connect.args(["ifname", lab.device_iface()]);
+    let began = Instant::now();
+    lab.run_ok("nmcli device wifi connect", connect, LIMIT);
+    let took = began.elapsed().as_secs_f64();
+    lab.nmcli(&["connection", "delete", &home.ssid], LIMIT);
+    disconnected(lab);
+    took
+}
+
+fn join_time(lab: &Lab) {
+    let rounds: usize = std::env::var("WIFIPROV_LAB_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    // Both sides find HomeNet in NetworkManager's list: scan once before the first round.
+    lab.nmcli(&["device", "wifi", "list", "ifname", lab.device_iface(), "--rescan", "yes"], LIMIT);
+    let (mut nm, mut ours, mut ours_no_delay) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let a = nmcli_round(lab);
+        let b = wifiprov_round(lab, "1000");
+        let c = wifiprov_round(lab, "0");
+        println!("bench round {round}: nmcli {a:.2}s  wifiprov {b:.2}s  wifiprov (connect delay 0) {c:.2}s");
+        nm.push(a);
+        ours.push(b);
+        ours_no_delay.push(c);
+    }
+    let (a, b, c) = (median(nm), median(ours), median(ours_no_delay));
+    println!(
+        "bench median of {rounds}: nmcli {a:.2}s; wifiprov {b:.2}s = {:.2}x; wifiprov with connect delay 0 {c:.2}s = \
+         {:.2}x",
+        b / a,
+        c / a
+    );
+}
