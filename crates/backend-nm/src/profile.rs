@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use wifiprov_backend::{Bssid, Passphrase, Ssid};
-use zbus::{OwnedVariant, Variant};
+use zbus::Variant;
 
 use crate::proxies::{OwnedSettings, Settings};
 
@@ -107,13 +107,10 @@ impl StationProfile<'_> {
 
 /// Whether a profile (as `GetSettings` returns it) is one of ours.
 pub(crate) fn is_ours(settings: &OwnedSettings) -> bool {
-    let data = settings.get("user").and_then(|user| user.get("data"));
-    let Some(data) = data else { return false };
-    let Ok(map) = HashMap::<String, String>::try_from(data.try_clone().unwrap_or_else(|_| OwnedVariant::from(0u8)))
-    else {
-        return false;
-    };
-    map.get(OWNER_KEY).is_some_and(|value| value == OWNER_VALUE)
+    let Some(data) = settings.get("user").and_then(|user| user.get("data")) else { return false };
+    // `try_clone` fails only for file descriptors, which a `user.data` never holds.
+    let Ok(data) = data.try_clone() else { return false };
+    HashMap::<String, String>::try_from(data).is_ok_and(|map| map.get(OWNER_KEY).is_some_and(|v| v == OWNER_VALUE))
 }
 
 #[cfg(test)]
