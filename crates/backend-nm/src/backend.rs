@@ -14,8 +14,8 @@ use futures_util::StreamExt as _;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 use wifiprov_backend::{
-    AccessPoint, AuthMode, BackendError, BoxFuture, ConnectError, ConnectRequest, DisconnectReason, LinkEvent,
-    LinkInfo, ScanParams, Ssid, SsidVisibility, WifiBackend,
+    AccessPoint, AuthMode, BackendError, BoxFuture, Channel, ConnectError, ConnectRequest, DisconnectReason,
+    LinkEvent, LinkInfo, Passphrase, ScanParams, Ssid, SsidVisibility, WifiBackend,
 };
 use zbus::proxy::CacheProperties;
 use zbus::{ObjectPath, OwnedObjectPath, OwnedVariant, Variant};
@@ -160,6 +160,121 @@ impl NetworkManager {
     /// The interface this backend drives.
     pub fn interface(&self) -> &str {
         &self.inner.interface
+    }
+}
+
+/// The provisioning access point: where, called what, secured how.
+#[derive(Debug, Clone)]
+pub struct HotspotConfig {
+    /// The interface to run it on: a second interface on the station's radio ([`crate::ensure_ap_interface`]),
+    /// which NetworkManager must manage.
+    pub interface: String,
+    /// The network name phones see (ESP: the service name).
+    pub ssid: Ssid,
+    /// WPA2 passphrase (ESP: the service key); `None` for an open access point, as ESP without one.
+    pub passphrase: Option<Passphrase>,
+    /// The channel; `None` takes the station's when it is joined (a radio with one channel for both needs
+    /// that), else NetworkManager's choice.
+    pub channel: Option<Channel>,
+    /// The device's address on it; ESP's apps look for 192.168.4.1.
+    pub address: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix: u8,
+}
+
+/// A running access point. [`Hotspot::stop`] takes it down; dropping it leaves it up.
+#[derive(Debug)]
+pub struct Hotspot {
+    manager: ManagerProxy<'static>,
+    active: OwnedObjectPath,
+    interface: String,
+}
+
+impl Hotspot {
+    /// The interface it runs on.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// Takes the access point down (NetworkManager deletes its volatile profile).
+    pub async fn stop(self) -> Result<(), BackendError> {
+        match self.manager.deactivate_connection(&self.active).await {
+            Ok(()) => Ok(()),
+            Err(error) if error_named(&error, ".ConnectionNotActive") || error_named(&error, ".UnknownConnection") => {
+                Ok(())
+            }
+            Err(error) => Err(platform("stop the access point")(error)),
+        }
+    }
+}
+
+/// How long NetworkManager may take to bring the access point up (it starts its own dnsmasq for it).
+const HOTSPOT_START: Duration = Duration::from_secs(45);
+
+impl NetworkManager {
+    /// Raises the access point and returns once it is up, with its address and DHCP server. The interface
+    /// must exist; NetworkManager may need a moment to take a new one up.
+    pub async fn start_hotspot(&self, config: &HotspotConfig) -> Result<Hotspot, BackendError> {
+        let inner = &self.inner;
+        let deadline = tokio::time::Instant::now() + HOTSPOT_START;
+        // A freshly made interface: wait until NetworkManager knows it and has it ready.
+        let (path, device) = loop {
+            if let Ok(path) = inner.manager.get_device_by_ip_iface(&config.interface).await {
+                let device = DeviceProxy::builder(&inner.bus)
+                    .path(path.clone())
+                    .cache_properties(CacheProperties::No)
+                    .build()
+                    .await
+                    .map_err(platform("start the access point"))?;
+                if device.device_state().await.is_ok_and(|s| s >= state::DISCONNECTED) {
+                    break (path, device);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::InterfaceUnavailable { interface: config.interface.clone() });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let mut changes = device.receive_state_changed().await.map_err(platform("start the access point"))?;
+        let channel = config.channel.or_else(|| inner.lock().link.as_ref().map(|link| link.channel));
+        let profile = crate::profile::HotspotProfile {
+            interface: &config.interface,
+            ssid: &config.ssid,
+            passphrase: config.passphrase.as_ref(),
+            channel: channel.map(Channel::get),
+            address: config.address,
+            prefix: config.prefix,
+        };
+        let options = HashMap::from([("persist", Variant::from("volatile"))]);
+        let added =
+            inner.manager.add_and_activate_connection2(profile.settings(), &path, &root_path(), options).await;
+        let (_, active, _) = added.map_err(platform("start the access point"))?;
+        let hotspot = Hotspot { manager: inner.manager.clone(), active, interface: config.interface.clone() };
+        let up = async {
+            while let Some(signal) = changes.next().await {
+                let Ok(args) = signal.args() else { continue };
+                match args.new_state {
+                    state::ACTIVATED => return Ok(()),
+                    state::FAILED => return Err(reason::name(args.reason)),
+                    _ => {}
+                }
+            }
+            Err("the device signals ended")
+        };
+        match tokio::time::timeout_at(deadline, up).await {
+            Ok(Ok(())) => {
+                tracing::info!(interface = %config.interface, ssid = %config.ssid, address = %config.address, ?channel, "access point up");
+                Ok(hotspot)
+            }
+            Ok(Err(why)) => {
+                let _ = hotspot.stop().await;
+                Err(BackendError::Platform { operation: "start the access point", source: why.into() })
+            }
+            Err(_) => {
+                let _ = hotspot.stop().await;
+                Err(BackendError::Platform { operation: "start the access point", source: "timed out".into() })
+            }
+        }
     }
 }
 

@@ -21,11 +21,13 @@
 #![forbid(unsafe_code)]
 
 mod access_point;
+mod ap_interface;
 mod backend;
 mod error;
 mod profile;
 mod proxies;
 mod reason;
 
-pub use backend::{NetworkManager, NmConfig};
+pub use ap_interface::{ApInterfaceError, ensure_ap_interface};
+pub use backend::{Hotspot, HotspotConfig, NetworkManager, NmConfig};
 pub use error::NmError;

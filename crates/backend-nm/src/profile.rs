@@ -105,6 +105,70 @@ impl StationProfile<'_> {
     }
 }
 
+/// An access point profile: the provisioning SoftAP. WPA2-PSK only (with PMF off, since NetworkManager's
+/// `wpa-psk` may otherwise offer SAE, which phones' provisioning apps do not all expect), or open without a
+/// passphrase, as ESP's SoftAP; `ipv4.method shared` on the given address, so NetworkManager runs DHCP (its own
+/// dnsmasq) for the phones that join.
+pub(crate) struct HotspotProfile<'a> {
+    pub(crate) interface: &'a str,
+    pub(crate) ssid: &'a Ssid,
+    pub(crate) passphrase: Option<&'a Passphrase>,
+    pub(crate) channel: Option<u8>,
+    pub(crate) address: std::net::Ipv4Addr,
+    pub(crate) prefix: u8,
+}
+
+impl HotspotProfile<'_> {
+    pub(crate) fn settings(&self) -> Settings<'_> {
+        let mut connection = HashMap::new();
+        connection.insert("id", Variant::from(format!("wifiprov-ap:{}", self.ssid)));
+        connection.insert("type", Variant::from("802-11-wireless"));
+        connection.insert("interface-name", Variant::from(self.interface));
+        connection.insert("autoconnect", Variant::from(false));
+
+        let mut wireless = HashMap::new();
+        wireless.insert("ssid", Variant::from(self.ssid.as_bytes()));
+        wireless.insert("mode", Variant::from("ap"));
+        if let Some(channel) = self.channel {
+            wireless.insert("band", Variant::from(if channel <= 14 { "bg" } else { "a" }));
+            wireless.insert("channel", Variant::from(u32::from(channel)));
+        }
+
+        let mut ipv4 = HashMap::new();
+        ipv4.insert("method", Variant::from("shared"));
+        let address = HashMap::from([
+            ("address", Variant::from(self.address.to_string())),
+            ("prefix", Variant::from(u32::from(self.prefix))),
+        ]);
+        ipv4.insert("address-data", Variant::from(vec![address]));
+        let mut ipv6 = HashMap::new();
+        ipv6.insert("method", Variant::from("ignore"));
+
+        let mut user = HashMap::new();
+        user.insert("data", Variant::from(HashMap::from([(OWNER_KEY, OWNER_VALUE)])));
+
+        let mut settings = HashMap::from([
+            ("connection", connection),
+            ("802-11-wireless", wireless),
+            ("ipv4", ipv4),
+            ("ipv6", ipv6),
+            ("user", user),
+        ]);
+        if let Some(passphrase) = self.passphrase {
+            let mut security = HashMap::new();
+            security.insert("key-mgmt", Variant::from("wpa-psk"));
+            security.insert("psk", Variant::from(passphrase.expose_secret()));
+            security.insert("proto", Variant::from(vec!["rsn"]));
+            security.insert("pairwise", Variant::from(vec!["ccmp"]));
+            security.insert("group", Variant::from(vec!["ccmp"]));
+            // NM_SETTING_WIRELESS_SECURITY_PMF_DISABLE: plain WPA2.
+            security.insert("pmf", Variant::from(1i32));
+            settings.insert("802-11-wireless-security", security);
+        }
+        settings
+    }
+}
+
 /// Whether a profile (as `GetSettings` returns it) is one of ours.
 pub(crate) fn is_ours(settings: &OwnedSettings) -> bool {
     let Some(data) = settings.get("user").and_then(|user| user.get("data")) else { return false };

@@ -565,8 +565,8 @@ pub struct AccessPoint {
 /// How [`Lab::start_with`] sets the lab up.
 #[derive(Debug, Clone)]
 pub struct LabConfig {
-    /// The device's interfaces that NetworkManager manages; every other stays unmanaged. Default: the station,
-    /// `wlan0`. A test that lets NetworkManager run an access point on a second interface adds it here (`uap0`).
+    /// The device's interfaces that NetworkManager manages; every other stays unmanaged. Default: the station
+    /// `wlan0`, and `uap0`, the provisioning access point's interface beside it (made by the SoftAP cases).
     pub nm_managed: Vec<String>,
     /// NetworkManager's log level; default [`NM_LOG_LEVEL_VAR`], else `INFO`.
     pub nm_log_level: String,
@@ -575,7 +575,7 @@ pub struct LabConfig {
 impl Default for LabConfig {
     fn default() -> Self {
         Self {
-            nm_managed: vec!["wlan0".to_owned()],
+            nm_managed: vec!["wlan0".to_owned(), "uap0".to_owned()],
             nm_log_level: std::env::var(NM_LOG_LEVEL_VAR).unwrap_or_else(|_| "INFO".to_owned()),
         }
     }

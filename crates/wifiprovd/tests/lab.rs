@@ -15,6 +15,8 @@ use wifiprov_testkit::lab::{self, Boot, Case, GUEST_ROLE, Lab, Visibility};
 
 #[path = "lab/networkmanager.rs"]
 mod networkmanager;
+#[path = "lab/softap.rs"]
+mod softap;
 
 /// The cases, in the order they run in the guest.
 const CASES: &[Case] = &[
@@ -22,6 +24,7 @@ const CASES: &[Case] = &[
     ("espressif_client_provisions_networkmanager", networkmanager::espressif_client_provisions_networkmanager),
     ("a_profile_made_by_the_user_is_untouched", networkmanager::a_profile_made_by_the_user_is_untouched),
     ("start_up_errors_say_what_to_fix", networkmanager::start_up_errors_say_what_to_fix),
+    ("an_access_point_beside_the_station", softap::an_access_point_beside_the_station),
     (
         "boot_skips_networks_out_of_range_and_reopens_after_a_lost_link",
         networkmanager::boot_skips_networks_out_of_range_and_reopens_after_a_lost_link,
@@ -34,6 +37,10 @@ const JOIN: Duration = Duration::from_secs(120);
 fn main() -> ExitCode {
     match harness::role().as_deref() {
         Some(GUEST_ROLE) => lab::run_cases(CASES),
+        Some(softap::HOTSPOT_ROLE) => {
+            softap::hotspot_role();
+            ExitCode::SUCCESS
+        }
         Some(other) => panic!("unknown role {other}"),
         None => harness::run(&[("lab", lab)]),
     }
