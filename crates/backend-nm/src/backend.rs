@@ -14,8 +14,8 @@ use futures_util::StreamExt as _;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 use wifiprov_backend::{
-    AccessPoint, AuthMode, BackendError, BoxFuture, Channel, ConnectError, ConnectRequest, DisconnectReason,
-    LinkEvent, LinkInfo, Passphrase, ScanParams, Ssid, SsidVisibility, WifiBackend,
+    AccessPoint, AuthMode, BackendError, BoxFuture, Channel, ConnectError, ConnectRequest, DisconnectReason, LinkEvent,
+    LinkInfo, Passphrase, ScanParams, Ssid, SsidVisibility, WifiBackend,
 };
 use zbus::proxy::CacheProperties;
 use zbus::{ObjectPath, OwnedObjectPath, OwnedVariant, Variant};
@@ -246,8 +246,7 @@ impl NetworkManager {
             prefix: config.prefix,
         };
         let options = HashMap::from([("persist", Variant::from("volatile"))]);
-        let added =
-            inner.manager.add_and_activate_connection2(profile.settings(), &path, &root_path(), options).await;
+        let added = inner.manager.add_and_activate_connection2(profile.settings(), &path, &root_path(), options).await;
         let (_, active, _) = added.map_err(platform("start the access point"))?;
         let hotspot = Hotspot { manager: inner.manager.clone(), active, interface: config.interface.clone() };
         let up = async {
