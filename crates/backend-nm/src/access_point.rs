@@ -100,12 +100,12 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    /// Whether a scan that finished after `last_scan` (CLOCK_BOOTTIME milliseconds) heard it. NetworkManager
-    /// keeps an access point for a while after it goes quiet (the supplicant drops it after two scans without
-    /// it, or three minutes), so a scan's list also holds networks that are gone. `LastSeen` has whole
-    /// seconds: an access point heard within the second before `last_scan` still counts.
-    pub(crate) fn heard_since(&self, last_scan: i64) -> bool {
-        self.last_seen.is_none_or(|seen| i64::from(seen) * 1000 + 1000 > last_scan)
+    /// Whether it was heard after `since` (CLOCK_BOOTTIME milliseconds), the moment a scan was asked for.
+    /// NetworkManager keeps an access point for a while after it goes quiet (the supplicant drops it after two
+    /// scans without it, or three minutes), so a scan's list also holds networks that are gone. `LastSeen` has
+    /// whole seconds: an access point heard within the second before `since` still counts.
+    pub(crate) fn heard_since(&self, since: i64) -> bool {
+        self.last_seen.is_none_or(|seen| i64::from(seen) * 1000 + 1000 > since)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use futures_util::TryStreamExt as _;
-use wl_nl80211::{Nl80211InterfaceType, Nl80211NewInterface};
+use wl_nl80211::{Nl80211Interface, Nl80211InterfaceType, Nl80211NewInterface};
 
 /// Why the access point's interface could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,15 @@ pub enum ApInterfaceError {
     /// The netlink socket could not be opened.
     #[error("cannot open an nl80211 socket")]
     Socket(#[source] std::io::Error),
+    /// The kernel refused to remove the interface.
+    #[error("cannot remove the access point interface {name}")]
+    NotRemoved {
+        /// The interface.
+        name: String,
+        /// The kernel's answer.
+        #[source]
+        source: wl_nl80211::Nl80211Error,
+    },
     /// The kernel refused the new interface (the radio cannot run an access point beside its station, or the
     /// name is taken).
     #[error("the radio of {station} refused a second (access point) interface {name}")]
@@ -64,6 +73,29 @@ pub async fn ensure_ap_interface(station: &str, name: &str) -> Result<bool, ApIn
     driver.abort();
     if outcome.is_ok() {
         tracing::info!(%station, interface = %name, wiphy, "made the access point interface");
+    }
+    outcome
+}
+
+/// Removes the access point interface `name` (made by [`ensure_ap_interface`]), so that nothing runs beside the
+/// station once provisioning is over: NetworkManager manages every Wi-Fi interface it sees, and an idle second
+/// interface on the same radio scans and slows the station's joins. Succeeds, doing nothing, when it is gone.
+pub async fn remove_ap_interface(name: &str) -> Result<(), ApInterfaceError> {
+    let index = std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifindex"));
+    let Some(index) = index.ok().and_then(|text| text.trim().parse::<u32>().ok()) else { return Ok(()) };
+    let (connection, handle, _) = wl_nl80211::new_connection().map_err(ApInterfaceError::Socket)?;
+    let driver = tokio::spawn(connection);
+    let mut replies = handle.interface().delete(Nl80211Interface::new(index).build()).execute().await;
+    let outcome = loop {
+        match replies.try_next().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break Ok(()),
+            Err(source) => break Err(ApInterfaceError::NotRemoved { name: name.to_owned(), source }),
+        }
+    };
+    driver.abort();
+    if outcome.is_ok() {
+        tracing::info!(interface = %name, "removed the access point interface");
     }
     outcome
 }

@@ -174,7 +174,7 @@ pub struct HotspotConfig {
     /// WPA2 passphrase (ESP: the service key); `None` for an open access point, as ESP without one.
     pub passphrase: Option<Passphrase>,
     /// The channel; `None` takes the station's when it is joined (a radio with one channel for both needs
-    /// that), else NetworkManager's choice.
+    /// that), else the strongest network's in range, where the station will most likely join.
     pub channel: Option<Channel>,
     /// The device's address on it; ESP's apps look for 192.168.4.1.
     pub address: Ipv4Addr,
@@ -236,7 +236,11 @@ impl NetworkManager {
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
         let mut changes = device.receive_state_changed().await.map_err(platform("start the access point"))?;
-        let channel = config.channel.or_else(|| inner.lock().link.as_ref().map(|link| link.channel));
+        let joined = inner.lock().link.as_ref().map(|link| link.channel);
+        let channel = match config.channel.or(joined) {
+            Some(channel) => Some(channel),
+            None => inner.likely_channel().await,
+        };
         let profile = crate::profile::HotspotProfile {
             interface: &config.interface,
             ssid: &config.ssid,
@@ -274,6 +278,12 @@ impl NetworkManager {
                 Err(BackendError::Platform { operation: "start the access point", source: "timed out".into() })
             }
         }
+    }
+}
+
+impl std::fmt::Debug for NetworkManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkManager").field("interface", &self.inner.interface).finish_non_exhaustive()
     }
 }
 
@@ -427,13 +437,13 @@ impl Inner {
         if params.mode == wifiprov_backend::ScanMode::Passive {
             tracing::debug!("NetworkManager cannot scan passively; scanning actively");
         }
-        let finished_after = self.fresh_scan(None).await?;
+        let asked_at = self.fresh_scan(None).await?;
         let mut found: Vec<AccessPoint> = self
             .access_points()
             .await?
             .into_iter()
             // Only what this scan heard: NetworkManager keeps gone networks listed for a while.
-            .filter(|(_, known)| finished_after.is_none_or(|before| known.heard_since(before)))
+            .filter(|(_, known)| asked_at.is_none_or(|at| known.heard_since(at)))
             .map(|(_, known)| known.ap)
             .collect();
         if let Some(channels) = &params.channels {
@@ -444,9 +454,10 @@ impl Inner {
     }
 
     /// Asks for a scan (probing for `ssid` when given, which finds hidden networks) and waits until it is done,
-    /// or for the scan timeout. Returns the previous scan's `LastScan` when a new scan finished, `None` when it
-    /// did not in time.
+    /// or for the scan timeout. Returns when it was asked for (CLOCK_BOOTTIME milliseconds, the clock of
+    /// `LastSeen`) once a new scan finished, `None` when none did in time.
     async fn fresh_scan(&self, ssid: Option<&Ssid>) -> Result<Option<i64>, BackendError> {
+        let asked_at = boottime_ms();
         let before = self.wireless.last_scan().await.map_err(platform("scan"))?;
         let mut done = self.wireless.receive_last_scan_changed().await;
         let mut options = HashMap::new();
@@ -483,7 +494,19 @@ impl Inner {
             tracing::info!(timeout = ?self.config.scan_timeout, "scan did not finish in time; using the access points known so far");
             return Ok(None);
         }
-        Ok(Some(before))
+        Ok(Some(asked_at))
+    }
+
+    /// The channel the station will most likely join on: the strongest network's in range. A radio that runs
+    /// its access point and its station on one channel must put the access point there, or the join that
+    /// provisioning asks for cannot happen while the access point is up.
+    async fn likely_channel(&self) -> Option<Channel> {
+        let mut known = self.access_points().await.ok()?;
+        if known.is_empty() {
+            self.fresh_scan(None).await.ok()?;
+            known = self.access_points().await.ok()?;
+        }
+        known.into_iter().max_by_key(|(_, k)| k.ap.rssi).map(|(_, k)| k.ap.channel)
     }
 
     /// Every access point NetworkManager knows, with its object path and security.
@@ -749,6 +772,12 @@ impl Inner {
         let _turn = self.turn.lock().await;
         self.take_down().await
     }
+}
+
+/// CLOCK_BOOTTIME in milliseconds: NetworkManager's clock for `LastScan` and `LastSeen`.
+fn boottime_ms() -> i64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    now.tv_sec.saturating_mul(1000).saturating_add(now.tv_nsec / 1_000_000)
 }
 
 fn root_path() -> OwnedObjectPath {
