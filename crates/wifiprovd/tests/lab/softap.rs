@@ -47,6 +47,7 @@ pub(crate) fn hotspot_role() {
         let mut line = String::new();
         let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line)).await;
         hotspot.stop().await.expect("access point stops");
+        wifiprov_backend_nm::remove_ap_interface(AP_INTERFACE).await.expect("interface removed");
         println!("hotspot down");
     });
 }
@@ -151,5 +152,9 @@ pub(crate) fn an_access_point_beside_the_station(lab: &Lab) {
         .unwrap_or_else(|| panic!("the access point did not stop\n{hotspot}"));
     let active = lab.nmcli(&["-t", "-f", "NAME", "connection", "show", "--active"], Duration::from_secs(30));
     assert!(!active.contains("wifiprov-ap"), "the access point's profile is still active: {active}");
+    let mut link = lab.device("ip");
+    link.args(["link", "show", AP_INTERFACE]);
+    assert!(!lab.run("ip link show", link, Duration::from_secs(30)).status.success(), "{AP_INTERFACE} is left");
     drop(phone);
 }
+
