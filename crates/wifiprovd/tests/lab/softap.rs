@@ -157,4 +157,3 @@ pub(crate) fn an_access_point_beside_the_station(lab: &Lab) {
     assert!(!lab.run("ip link show", link, Duration::from_secs(30)).status.success(), "{AP_INTERFACE} is left");
     drop(phone);
 }
-
