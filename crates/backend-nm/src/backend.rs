@@ -29,8 +29,9 @@ use crate::reason::{self, state};
 /// `NM_DEVICE_TYPE_WIFI`.
 const DEVICE_TYPE_WIFI: u32 = 2;
 const ACCESS_POINT_INTERFACE: &str = "org.freedesktop.NetworkManager.AccessPoint";
-/// Scans probing for a network's name before it counts as not found.
-const PROBE_SCANS: u32 = 2;
+/// Scans probing for a network's name before it is joined as hidden or counts as not found. One: asking
+/// NetworkManager for probing scans back to back once ended with NetworkManager gone in the lab.
+const PROBE_SCANS: u32 = 1;
 
 /// How the backend finds NetworkManager and how long it waits for it.
 #[derive(Debug, Clone)]
@@ -539,8 +540,7 @@ impl Inner {
     /// the name, when none is known), or, for a hidden network nothing answered for, the name alone.
     async fn target(&self, request: &ConnectRequest) -> Result<Target, ConnectError> {
         let mut best = self.best_match(request).await?;
-        // Not known yet: scan, probing for the name, as an ESP station does before it joins. Twice, because the
-        // first wait can end with a scan that was already under way and did not probe.
+        // Not known yet: scan, probing for the name, as an ESP station does before it joins.
         let mut probes = 0;
         while best.is_none() && probes < PROBE_SCANS {
             let finished = self.fresh_scan(Some(&request.ssid)).await?;
@@ -552,11 +552,14 @@ impl Inner {
         // supplicant must keep probing for while it joins.
         let hidden = request.visibility == SsidVisibility::Hidden || probes > 0;
         let Some((path, Known { ap, security, .. })) = best else {
-            if request.visibility != SsidVisibility::Hidden {
+            // The probe can miss (the wait can end with a scan that was already under way). With a hidden network
+            // in range the name may be its: NetworkManager keeps probing for it while it joins, and reports
+            // "SSID not found" if nothing answers. With none, nothing can answer to the name.
+            let hidden_in_range = self.access_points().await?.iter().any(|(_, known)| known.ap.is_hidden());
+            if request.visibility != SsidVisibility::Hidden && !hidden_in_range {
                 return Err(ConnectError::NetworkNotFound);
             }
-            // A hidden network may ignore one probe; NetworkManager keeps probing while it joins. Its
-            // security cannot be seen: `wpa-psk` also offers SAE, so it joins WPA2 and WPA3 networks.
+            // Its security cannot be seen: `wpa-psk` also offers SAE, so it joins WPA2 and WPA3 networks.
             let key_mgmt = if request.passphrase.is_some() { KeyMgmt::WpaPsk } else { KeyMgmt::Open };
             return Ok(Target { access_point: root_path(), key_mgmt, hidden, seen: None });
         };

@@ -183,10 +183,10 @@ pub(crate) fn espressif_client_provisions_networkmanager(lab: &Lab) {
     // Resets and reprovisioning requests go through wifiprov: each Python run costs half a minute in the guest.
     ctrl(lab, &daemon, "reset");
     provision(lab, &daemon, "NoSuchNet", Some("whatever-pass"), "not_found");
-    // Refused once probing scans did not find it, without making NetworkManager try (and time out).
+    // A probing scan did not name it; with HiddenNet in range it is tried as a hidden network, and
+    // NetworkManager's "SSID not found" is the client's not_found.
     let log = daemon.log();
     assert!(log.contains("probed for the network ssid=NoSuchNet"), "{log}");
-    assert_eq!(log.matches("backend: activating ").count(), 1, "only HomeNet was activated:\n{log}");
     ctrl(lab, &daemon, "reset");
 
     let joined = |ssid: &str, passphrase: Option<&str>| {
