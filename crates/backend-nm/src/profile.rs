@@ -68,11 +68,7 @@ impl StationProfile<'_> {
     /// The settings for `AddAndActivateConnection2`. They hold the passphrase: build them right before the call
     /// and drop them after.
     pub(crate) fn settings(&self) -> Settings<'_> {
-        let mut connection = HashMap::new();
-        connection.insert("id", Variant::from(format!("{ID_PREFIX}{}", self.ssid)));
-        connection.insert("type", Variant::from("802-11-wireless"));
-        connection.insert("interface-name", Variant::from(self.interface));
-        connection.insert("autoconnect", Variant::from(false));
+        let connection = connection_setting(format!("{ID_PREFIX}{}", self.ssid), self.interface);
 
         let mut wireless = HashMap::new();
         wireless.insert("ssid", Variant::from(self.ssid.as_bytes()));
@@ -88,8 +84,7 @@ impl StationProfile<'_> {
         ipv4.insert("method", Variant::from("auto"));
         ipv4.insert("may-fail", Variant::from(false));
 
-        let mut user = HashMap::new();
-        user.insert("data", Variant::from(HashMap::from([(OWNER_KEY, OWNER_VALUE)])));
+        let user = owner_setting();
 
         let mut settings =
             HashMap::from([("connection", connection), ("802-11-wireless", wireless), ("ipv4", ipv4), ("user", user)]);
@@ -120,11 +115,7 @@ pub(crate) struct HotspotProfile<'a> {
 
 impl HotspotProfile<'_> {
     pub(crate) fn settings(&self) -> Settings<'_> {
-        let mut connection = HashMap::new();
-        connection.insert("id", Variant::from(format!("wifiprov-ap:{}", self.ssid)));
-        connection.insert("type", Variant::from("802-11-wireless"));
-        connection.insert("interface-name", Variant::from(self.interface));
-        connection.insert("autoconnect", Variant::from(false));
+        let connection = connection_setting(format!("wifiprov-ap:{}", self.ssid), self.interface);
 
         let mut wireless = HashMap::new();
         wireless.insert("ssid", Variant::from(self.ssid.as_bytes()));
@@ -144,8 +135,7 @@ impl HotspotProfile<'_> {
         let mut ipv6 = HashMap::new();
         ipv6.insert("method", Variant::from("ignore"));
 
-        let mut user = HashMap::new();
-        user.insert("data", Variant::from(HashMap::from([(OWNER_KEY, OWNER_VALUE)])));
+        let user = owner_setting();
 
         let mut settings = HashMap::from([
             ("connection", connection),
@@ -167,6 +157,22 @@ impl HotspotProfile<'_> {
         }
         settings
     }
+}
+
+/// The `connection` setting of our profiles: a Wi-Fi profile bound to `interface`, autoconnect off (wifiprov's
+/// policy decides what to join).
+fn connection_setting(id: String, interface: &str) -> HashMap<&'static str, Variant<'_>> {
+    HashMap::from([
+        ("id", Variant::from(id)),
+        ("type", Variant::from("802-11-wireless")),
+        ("interface-name", Variant::from(interface)),
+        ("autoconnect", Variant::from(false)),
+    ])
+}
+
+/// The `user` setting that marks a profile as ours.
+fn owner_setting() -> HashMap<&'static str, Variant<'static>> {
+    HashMap::from([("data", Variant::from(HashMap::from([(OWNER_KEY, OWNER_VALUE)])))])
 }
 
 /// Whether a profile (as `GetSettings` returns it) is one of ours.
