@@ -68,6 +68,10 @@ pub(crate) struct ScanState {
 /// How long the provisioned network may take to reach storage before the attempt counts as failed (the service
 /// gives a saved-network change as long).
 const SAVE_LIMIT: Duration = Duration::from_secs(10);
+/// The shortest pause before a failed provisioning attempt is retried.
+const RETRY_DELAY_MIN: Duration = Duration::from_secs(1);
+/// The longest pause between retries of a provisioning attempt that keeps failing for an unclassified reason.
+const RETRY_DELAY_MAX: Duration = Duration::from_secs(30);
 
 /// The save a joined provisioning attempt waits for: it succeeds only once its network is on storage.
 #[derive(Debug)]
@@ -103,6 +107,8 @@ pub struct Manager {
     pub(crate) owner: Option<ClientId>,
     /// The provisioning attempt joined its network and waits for it to be saved (state `CredRecv`).
     pub(crate) saving: Option<Saving>,
+    /// Failed attempts of the provisioning attempt so far: counts toward `connect_attempts` and spaces the
+    /// retries.
     attempts: u32,
     last_reason: FailReason,
     pub(crate) scan: ScanState,
@@ -423,9 +429,9 @@ impl Manager {
         if let Some(reason) = classified {
             self.last_reason = reason;
         }
+        self.attempts = self.attempts.saturating_add(1);
         let limit = self.config.connect_attempts;
         if limit > 0 {
-            self.attempts += 1;
             if self.attempts < limit {
                 self.retry_later(now, Some(limit - self.attempts));
             } else {
@@ -439,9 +445,16 @@ impl Manager {
         }
     }
 
+    /// The next try after `self.attempts` failures. ESP retries at once, but an attempt on its radio always takes
+    /// a while; a backend can fail at once (NetworkManager gone, say), and retrying forever without a pause would
+    /// spin. So the pause doubles from `connect_delay` (at least [`RETRY_DELAY_MIN`]) up to [`RETRY_DELAY_MAX`].
     fn retry_later(&mut self, now: Instant, attempts_remaining: Option<u32>) {
         self.wifi = WifiState::Connecting { attempts_remaining };
-        self.timers.connect = Some(now + self.config.connect_delay);
+        let base = self.config.connect_delay.max(RETRY_DELAY_MIN);
+        let doublings = self.attempts.saturating_sub(1).min(16);
+        let delay = base.saturating_mul(1 << doublings).min(RETRY_DELAY_MAX);
+        tracing::debug!(failed = self.attempts, ?delay, "retrying the provisioning attempt");
+        self.timers.connect = Some(now + delay);
     }
 
     fn fail(&mut self, now: Instant, reason: FailReason) {

@@ -265,6 +265,35 @@ fn unlimited_attempts_retry_transient_failures_and_stop_on_definite_ones() {
 }
 
 #[test]
+fn retries_of_a_failing_backend_back_off() {
+    // A backend that fails at once (NetworkManager gone) must not be retried in a tight loop forever.
+    let (mut m, t0) = applied(ManagerConfig::default(), "correct-horse");
+    let mut now = t0 + Duration::from_secs(1);
+    m.handle_timeout(now);
+    let mut pauses = Vec::new();
+    for _ in 0..8 {
+        let (id, _) = attempt(&mut m);
+        m.handle_connect_result(now, id, Err(ConnectError::Timeout));
+        assert_eq!(m.state(), ProvState::CredRecv, "an unclassified failure is retried");
+        let next = m.poll_timeout().unwrap();
+        pauses.push((next - now).as_secs());
+        now = next;
+        m.handle_timeout(now);
+    }
+    assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30, 30]);
+    // New credentials start from the short pause again.
+    let (id, _) = attempt(&mut m);
+    m.handle_connect_result(now, id, Err(ConnectError::AuthFailed));
+    m.reset_on_failure().unwrap();
+    m.set_credentials(ALICE, credentials("home", "correct-horse")).unwrap();
+    m.apply_credentials(ALICE, now).unwrap();
+    m.handle_timeout(now + Duration::from_secs(1));
+    let (id, _) = attempt(&mut m);
+    m.handle_connect_result(now + Duration::from_secs(1), id, Err(ConnectError::Timeout));
+    assert_eq!(m.poll_timeout().unwrap() - (now + Duration::from_secs(1)), Duration::from_secs(1));
+}
+
+#[test]
 fn credentials_follow_esp_state_rules() {
     let t0 = Instant::now();
     let mut m = Manager::new(ManagerConfig::default());
