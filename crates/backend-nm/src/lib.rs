@@ -28,6 +28,6 @@ mod profile;
 mod proxies;
 mod reason;
 
-pub use ap_interface::{ApInterfaceError, ensure_ap_interface, remove_ap_interface};
+pub use ap_interface::{ApInterfaceError, ap_beside_station_supported, ensure_ap_interface, remove_ap_interface};
 pub use backend::{Hotspot, HotspotConfig, NetworkManager, NmConfig};
 pub use error::NmError;
