@@ -942,6 +942,79 @@ fn in_namespace(ns: &str, program: impl AsRef<OsStr>) -> Command {
     command
 }
 
+/// A phone in the lab: wpa_supplicant on the phone's radio, in its namespace, for one network; killed when
+/// dropped.
+pub struct Phone {
+    supplicant: Process,
+    dir: tempfile::TempDir,
+}
+
+impl Phone {
+    /// Starts the phone's supplicant for `ssid` (WPA2 with `passphrase`, open without); it scans until it finds
+    /// the network and joins. Panics when it cannot start.
+    pub fn start(lab: &Lab, ssid: &str, passphrase: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make the phone's directory: {e}"));
+        let key = match passphrase {
+            Some(passphrase) => format!("psk=\"{passphrase}\""),
+            None => "key_mgmt=NONE".to_owned(),
+        };
+        let conf = dir.path().join("wpa.conf");
+        let text = format!("ctrl_interface={}\nnetwork={{\n ssid=\"{ssid}\"\n {key}\n}}\n", dir.path().display());
+        fs::write(&conf, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
+        let mut command = lab.phone("wpa_supplicant");
+        command.args(["-i", lab.phone_iface(), "-D", "nl80211", "-c"]).arg(&conf);
+        Self { supplicant: Process::spawn("phone wpa_supplicant", command), dir }
+    }
+
+    /// Starts the supplicant and waits until it has joined (see [`Phone::wait_joined`]).
+    pub fn join(lab: &Lab, ssid: &str, passphrase: Option<&str>, timeout: Duration) -> Self {
+        let phone = Self::start(lab, ssid, passphrase);
+        phone.wait_joined(lab, timeout);
+        phone
+    }
+
+    /// Waits until the supplicant reports the network joined (`wpa_state=COMPLETED`); panics with its output and
+    /// the daemons' logs after `timeout`.
+    pub fn wait_joined(&self, lab: &Lab, timeout: Duration) {
+        let began = Instant::now();
+        loop {
+            let mut status = lab.phone("wpa_cli");
+            status.arg("-p").arg(self.dir.path()).args(["-i", lab.phone_iface(), "status"]);
+            let shown = lab.run("wpa_cli status", status, SCRIPT);
+            if shown.stdout.lines().any(|l| l == "wpa_state=COMPLETED") {
+                return;
+            }
+            if began.elapsed() > timeout {
+                panic!("the phone joined nothing within {}s\n{}\n{}", timeout.as_secs(), self.supplicant, lab.logs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Asks for an address with busybox's DHCP client and returns it.
+    pub fn dhcp(&self, lab: &Lab) -> Ipv4Addr {
+        let script = self.dir.path().join("udhcpc.sh");
+        let text = "#!/bin/sh\n[ \"$1\" = bound ] && ip addr add \"$ip/${mask:-24}\" dev \"$interface\"\nexit 0\n";
+        fs::write(&script, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", script.display()));
+        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        fs::set_permissions(&script, executable).unwrap_or_else(|e| panic!("cannot make the script runnable: {e}"));
+        let mut udhcpc = lab.phone("busybox");
+        udhcpc.args(["udhcpc", "-i", lab.phone_iface(), "-n", "-q", "-t", "10", "-s"]).arg(&script);
+        lab.run_ok("udhcpc", udhcpc, SCRIPT);
+        let mut ip = lab.phone("ip");
+        ip.args(["-4", "-o", "addr", "show", "dev", lab.phone_iface()]);
+        let shown = lab.run_ok("ip addr", ip, SCRIPT);
+        ipv4_in(&shown).unwrap_or_else(|| panic!("the phone has no address: {shown}"))
+    }
+}
+
+/// The address in `ip -4 -o addr show` output (`… inet 10.77.1.42/24 brd …`).
+pub fn ipv4_in(shown: &str) -> Option<Ipv4Addr> {
+    let mut words = shown.split_whitespace();
+    words.find(|w| *w == "inet")?;
+    words.next()?.split('/').next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,11 @@
 //! `cargo bench -p wifiprovd --bench lab` boots the guest (about a minute) and prints one line per round and a
 //! summary: medians, and wifiprov's median as a ratio of nmcli's. `WIFIPROV_LAB_BENCH_ROUNDS` sets the rounds
 //! (default 5). Both sides start from a disconnected station that knows the access point from a scan.
+//!
+//! Then, with no saved network, how soon provisioning is reachable: from `wifiprovd --transport softap` starting
+//! to the daemon serving on its access point, and to a phone (wpa_supplicant, started at the same moment and
+//! scanning) having joined it. Under `cargo test --all-targets` it runs one round of each, to keep the benchmark
+//! working.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
 use std::path::Path;
@@ -12,18 +17,25 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use wifiprov_testkit::harness;
-use wifiprov_testkit::lab::{self, Boot, GUEST_ROLE, Lab};
+use wifiprov_testkit::lab::{self, Boot, GUEST_ROLE, Lab, Phone};
 use wifiprov_testkit::process::{Process, Stream};
 
 const POP: &str = "lab-bench-pop";
+const AP_NAME: &str = "PROV_BENCH";
+const AP_KEY: &str = "bench-service-key";
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn main() -> ExitCode {
     match harness::role().as_deref() {
-        Some(GUEST_ROLE) => lab::run_cases(&[("join_time", join_time)]),
+        Some(GUEST_ROLE) => lab::run_cases(&[("join_time", join_time), ("softap_start", softap_start)]),
         Some(other) => panic!("unknown role {other}"),
         None => {
-            let rounds = std::env::var("WIFIPROV_LAB_BENCH_ROUNDS").unwrap_or_else(|_| "5".into());
+            // `cargo test --all-targets` runs benchmarks without `--bench`: one round, as a smoke test.
+            let rounds = if std::env::args().any(|a| a == "--bench") {
+                std::env::var("WIFIPROV_LAB_BENCH_ROUNDS").unwrap_or_else(|_| "5".into())
+            } else {
+                "1".into()
+            };
             Boot::new(GUEST_ROLE)
                 .env("WIFIPROV_LAB_BENCH_ROUNDS", &rounds)
                 .timeout(Duration::from_secs(1800))
@@ -113,5 +125,50 @@ fn join_time(lab: &Lab) {
          {:.2}x",
         b / a,
         c / a
+    );
+}
+
+/// One start-up round: a fresh daemon with the access point and no saved network, and a phone's supplicant
+/// started at the same moment. Returns the seconds until the daemon serves on its access point and until the
+/// phone has joined it.
+fn softap_round(lab: &Lab) -> (f64, f64) {
+    let state = tempfile::tempdir().unwrap();
+    let mut command = lab.device(env!("CARGO_BIN_EXE_wifiprovd"));
+    command
+        .args(["--backend", "networkmanager", "--wifi-interface", lab.device_iface(), "--transport", "softap"])
+        .args(["--service-name", AP_NAME, "--service-key", AP_KEY, "--security", "1", "--pop", POP])
+        .arg("--state-dir")
+        .arg(state.path());
+    let began = Instant::now();
+    let mut daemon = Process::spawn("wifiprovd", command);
+    let phone = Phone::start(lab, AP_NAME, Some(AP_KEY));
+    daemon
+        .wait_for_line(Stream::Stdout, LIMIT, |l| l.starts_with("listening on 192.168.4.1:80"))
+        .unwrap_or_else(|| panic!("wifiprovd does not serve on its access point\n{daemon}"));
+    let serving = began.elapsed().as_secs_f64();
+    phone.wait_joined(lab, LIMIT);
+    let joined = began.elapsed().as_secs_f64();
+    drop(phone);
+    // Stopped as systemd does, so that it takes its access point and interface down.
+    let mut term = lab.device("kill");
+    term.args(["-TERM", &daemon.id().to_string()]);
+    lab.run_ok("kill -TERM wifiprovd", term, LIMIT);
+    assert!(daemon.wait(LIMIT).is_some_and(|status| status.success()), "wifiprovd did not stop\n{daemon}");
+    (serving, joined)
+}
+
+fn softap_start(lab: &Lab) {
+    let rounds: usize = std::env::var("WIFIPROV_LAB_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let (mut serving, mut joined) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let (a, b) = softap_round(lab);
+        println!("bench softap round {round}: serving on its access point {a:.2}s, phone joined {b:.2}s");
+        serving.push(a);
+        joined.push(b);
+    }
+    println!(
+        "bench softap median of {rounds}: start to serving {:.2}s, start to a phone joined {:.2}s",
+        median(serving),
+        median(joined)
     );
 }

@@ -96,6 +96,8 @@ pub struct RawConfig {
     pub scenario: Option<PathBuf>,
     /// The Wi-Fi interface NetworkManager should drive (`networkmanager` backend).
     pub wifi_interface: Option<String>,
+    /// The SoftAP's interface, made on the station's radio when missing (`softap` transport; default `uap0`).
+    pub softap_interface: Option<String>,
     /// Stop provisioning automatically after success.
     pub auto_stop: Option<bool>,
     /// Upper bound on how long provisioning stays up after success, in seconds.
@@ -224,6 +226,7 @@ impl RawConfig {
             backend,
             scenario,
             wifi_interface,
+            softap_interface,
             auto_stop,
             auto_stop_timeout_secs,
             connect_attempts,
@@ -334,6 +337,12 @@ pub enum TransportChoice {
         /// The adapter; BlueZ's default adapter when `None`.
         adapter: Option<String>,
     },
+    /// The device's own access point, named [`DaemonConfig::service_name`] and secured with
+    /// [`DaemonConfig::service_key`], with HTTP at 192.168.4.1:80 on it (the NetworkManager backend only).
+    SoftAp {
+        /// Its interface, made on the station's radio when missing.
+        interface: String,
+    },
 }
 
 /// A validated configuration.
@@ -402,8 +411,17 @@ impl DaemonConfig {
             let transport = match name {
                 "http" => TransportChoice::Http,
                 "ble" => TransportChoice::Ble { adapter: raw.ble_adapter.clone() },
+                "softap" => {
+                    if raw.backend.as_deref() != Some("networkmanager") {
+                        return Err(invalid("transport", "softap needs the networkmanager backend"));
+                    }
+                    TransportChoice::SoftAp { interface: raw.softap_interface.clone().unwrap_or_else(|| "uap0".into()) }
+                }
                 other => {
-                    return Err(invalid("transport", format!("unknown transport {other:?} (available: http, ble)")));
+                    return Err(invalid(
+                        "transport",
+                        format!("unknown transport {other:?} (available: http, ble, softap)"),
+                    ));
                 }
             };
             if transports.contains(&transport) {
@@ -416,8 +434,12 @@ impl DaemonConfig {
         }
         let ble = transports.iter().any(|t| matches!(t, TransportChoice::Ble { .. }));
         let http = transports.contains(&TransportChoice::Http);
-        if !http && raw.mdns == Some(true) {
-            return Err(invalid("mdns", "advertises the HTTP transport, so it needs transport \"http\""));
+        let softap = transports.iter().find_map(|t| match t {
+            TransportChoice::SoftAp { interface } => Some(interface.clone()),
+            _ => None,
+        });
+        if !http && softap.is_none() && raw.mdns == Some(true) {
+            return Err(invalid("mdns", "advertises the HTTP transport, so it needs transport \"http\" or \"softap\""));
         }
         let service_name = raw.service_name.unwrap_or_else(default_service_name);
         if service_name.is_empty() || service_name.len() > 32 {
@@ -498,8 +520,10 @@ impl DaemonConfig {
             manager,
             always_provision: raw.always_provision.unwrap_or(false),
             max_sessions,
-            mdns: raw.mdns.unwrap_or(false).then_some(match raw.mdns_interfaces {
-                Some(names) if !names.is_empty() => crate::mdns::Interfaces::Named(names),
+            mdns: raw.mdns.unwrap_or(false).then_some(match (raw.mdns_interfaces, softap) {
+                (Some(names), _) if !names.is_empty() => crate::mdns::Interfaces::Named(names),
+                // Phones on the device's own access point are the ones to tell; its uplink should not learn of it.
+                (_, Some(interface)) if !http => crate::mdns::Interfaces::Named(vec![interface]),
                 _ => crate::mdns::Interfaces::All,
             }),
             custom_endpoints,
@@ -662,6 +686,7 @@ mod tests {
                 "scenario",
             ),
             (RawConfig { transport: Some(OneOrMany::One("softap".into())), ..RawConfig::default() }, "transport"),
+            (RawConfig { transport: Some(OneOrMany::One("wifi".into())), ..RawConfig::default() }, "transport"),
             (RawConfig { transport: Some(OneOrMany::One("http,http".into())), ..RawConfig::default() }, "transport"),
             (
                 RawConfig { transport: Some(OneOrMany::One("ble".into())), mdns: Some(true), ..RawConfig::default() },
@@ -716,6 +741,28 @@ mod tests {
         let flags = RawConfig { transport: Some(OneOrMany::One("ble, http".into())), ..RawConfig::default() };
         let config = DaemonConfig::validate(flags, &mut SeededRandom::new(1)).unwrap();
         assert_eq!(config.transports.len(), 2);
+    }
+
+    #[test]
+    fn the_softap_needs_networkmanager_and_is_advertised_on_its_interface() {
+        let raw = |text: &str| toml::from_str::<RawConfig>(text).unwrap();
+        let softap = raw("transport = \"softap\"\nbackend = \"networkmanager\"\nmdns = true");
+        let config = DaemonConfig::validate(softap, &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.transports, [TransportChoice::SoftAp { interface: "uap0".into() }]);
+        assert_eq!(config.mdns, Some(crate::mdns::Interfaces::Named(vec!["uap0".into()])));
+        let named =
+            raw("transport = \"softap\"\nbackend = \"networkmanager\"\nsoftap_interface = \"ap1\"\nmdns = true");
+        let config = DaemonConfig::validate(named, &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.mdns, Some(crate::mdns::Interfaces::Named(vec!["ap1".into()])));
+        // Beside plain HTTP, every interface, as for HTTP alone.
+        let both = raw("transport = [\"softap\", \"http\"]\nbackend = \"networkmanager\"\nmdns = true");
+        let config = DaemonConfig::validate(both, &mut SeededRandom::new(1)).unwrap();
+        assert_eq!(config.mdns, Some(crate::mdns::Interfaces::All));
+        let simulated = raw("transport = \"softap\"");
+        assert!(matches!(
+            DaemonConfig::validate(simulated, &mut SeededRandom::new(1)),
+            Err(ConfigError::Invalid { setting: "transport", .. })
+        ));
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use wifiprov_backend::WifiBackend;
-use wifiprov_backend_nm::{NetworkManager, NmConfig};
+use std::net::Ipv4Addr;
+
+use wifiprov_backend::{Passphrase, Ssid, WifiBackend};
+use wifiprov_backend_nm::{HotspotConfig, NetworkManager, NmConfig};
 use wifiprov_backend_sim::SimRadio;
 use wifiprov_manager::Event;
 use wifiprov_proto::endpoint::SessionLimits;
@@ -19,7 +21,7 @@ use wifiprov_transport_http::HttpConfig;
 use wifiprovd::config::{
     BackendChoice, Credentials, DaemonConfig, OneOrMany, RawConfig, RawCustomEndpoint, Secret, TransportChoice,
 };
-use wifiprovd::frontend::{BleFrontend, Frontend, HttpFrontend};
+use wifiprovd::frontend::{BleFrontend, Frontend, HttpFrontend, SoftApFrontend};
 use wifiprovd::guessing::{self, Guessing, SecurityEvent};
 use wifiprovd::mdns::{MdnsAdvertiser, MdnsConfig};
 use wifiprovd::qr::{QrPayload, QrTransport};
@@ -49,10 +51,14 @@ struct Flags {
     /// TOML configuration file (same keys as the flags, with underscores).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Provisioning transports, served at once: http (SoftAP provisioning), ble (BLE GATT through BlueZ), or
-    /// both as http,ble [default: http].
-    #[arg(long, value_name = "http|ble", value_delimiter = ',')]
+    /// Provisioning transports, served at once: http (on --listen), ble (BLE GATT through BlueZ), softap (the
+    /// device's own access point named --service-name, WPA2 with --service-key, HTTP at 192.168.4.1:80 on it;
+    /// needs --backend networkmanager), or several as http,ble [default: http].
+    #[arg(long, value_name = "http|ble|softap", value_delimiter = ',')]
     transport: Vec<String>,
+    /// The SoftAP's interface, made on the station's radio when it does not exist [default: uap0].
+    #[arg(long, value_name = "IF")]
+    softap_interface: Option<String>,
     /// Bluetooth adapter for --transport ble [default: BlueZ's default adapter].
     #[arg(long, value_name = "hciN")]
     ble_adapter: Option<String>,
@@ -130,7 +136,8 @@ struct Flags {
     /// Advertise the service over mDNS as `_esp_wifi_prov._tcp` (ESP's historical discovery).
     #[arg(long)]
     mdns: bool,
-    /// Interface to advertise on (repeatable; e.g. the SoftAP interface) [default: every interface].
+    /// Interface to advertise on (repeatable) [default: the SoftAP's interface with --transport softap alone,
+    /// else every interface].
     #[arg(long, value_name = "IF")]
     mdns_interface: Vec<String>,
     /// A custom endpoint served by a program (repeatable): it gets the decrypted request on stdin and answers
@@ -162,6 +169,7 @@ impl Flags {
             backend: self.backend,
             scenario: self.scenario,
             wifi_interface: self.wifi_interface,
+            softap_interface: self.softap_interface,
             auto_stop: self.no_auto_stop.then_some(false),
             auto_stop_timeout_secs: None,
             connect_attempts: self.connect_attempts,
@@ -220,6 +228,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
 
+    // The NetworkManager backend also runs the SoftAP, so it is kept by its type too.
+    let mut nm = None;
     let backend: Arc<dyn WifiBackend> = match &config.backend {
         BackendChoice::Sim { scenario: Some(path) } => {
             Arc::new(SimRadio::from_file(path).context("cannot load the radio scenario")?)
@@ -227,7 +237,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         BackendChoice::Sim { scenario: None } => Arc::new(SimRadio::builtin_default()),
         BackendChoice::NetworkManager { interface } => {
             let config = NmConfig { interface: interface.clone(), ..NmConfig::default() };
-            Arc::new(NetworkManager::start(config).await.context("cannot use NetworkManager")?)
+            let started = Arc::new(NetworkManager::start(config).await.context("cannot use NetworkManager")?);
+            nm = Some(Arc::clone(&started));
+            started
         }
     };
     let store = NetworkStore::open(&config.state_dir);
@@ -259,7 +271,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     if service.start_policy().await && !config.always_provision {
         // Provisioning opens by itself if none of them works (unless --no-reopen), binding the HTTP address then.
         tracing::info!(saved = service.networks().await.len(), "trying the saved networks");
-        let frontends = frontends(&config, ble.clone(), None);
+        let frontends = frontends(&config, ble.clone(), None, nm.as_ref());
         service.set_fallback(config.security.clone(), frontends).await;
     } else {
         let listener = if config.transports.contains(&TransportChoice::Http) {
@@ -268,7 +280,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         } else {
             None
         };
-        service.start_provisioning(config.security.clone(), frontends(&config, ble.clone(), listener)).await?;
+        service
+            .start_provisioning(config.security.clone(), frontends(&config, ble.clone(), listener, nm.as_ref()))
+            .await?;
         let address = service.local_addr().await;
         if let Some(address) = address {
             mdns = advertise(&config, address)?;
@@ -322,6 +336,7 @@ fn frontends(
     config: &DaemonConfig,
     mut ble: Option<BleFrontend>,
     mut listener: Option<tokio::net::TcpListener>,
+    nm: Option<&Arc<NetworkManager>>,
 ) -> Vec<Arc<dyn Frontend>> {
     let mut frontends: Vec<Arc<dyn Frontend>> = Vec::new();
     for transport in &config.transports {
@@ -337,6 +352,21 @@ fn frontends(
                 if let Some(ble) = ble.take() {
                     frontends.push(Arc::new(ble));
                 }
+            }
+            TransportChoice::SoftAp { interface } => {
+                // Validation allows softap only with the NetworkManager backend.
+                let (Some(nm), Ok(ssid)) = (nm, Ssid::try_from(config.service_name.as_str())) else { continue };
+                let passphrase =
+                    config.service_key.as_ref().and_then(|key| Passphrase::new(key.expose().to_owned()).ok());
+                let hotspot = HotspotConfig {
+                    interface: interface.clone(),
+                    ssid,
+                    passphrase,
+                    channel: None,
+                    address: Ipv4Addr::new(192, 168, 4, 1),
+                    prefix: 24,
+                };
+                frontends.push(Arc::new(SoftApFrontend::new(Arc::clone(nm), hotspot)));
             }
         }
     }

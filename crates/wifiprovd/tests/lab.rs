@@ -6,7 +6,6 @@
 //! one after the other, each reported by name. Select cases with `WIFIPROV_LAB_CASES=name,…` (substrings).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
-use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ const CASES: &[Case] = &[
     ("a_profile_made_by_the_user_is_untouched", networkmanager::a_profile_made_by_the_user_is_untouched),
     ("start_up_errors_say_what_to_fix", networkmanager::start_up_errors_say_what_to_fix),
     ("an_access_point_beside_the_station", softap::an_access_point_beside_the_station),
+    ("provisioning_over_the_softap", softap::provisioning_over_the_softap),
     (
         "boot_skips_networks_out_of_range_and_reopens_after_a_lost_link",
         networkmanager::boot_skips_networks_out_of_range_and_reopens_after_a_lost_link,
@@ -39,6 +39,10 @@ fn main() -> ExitCode {
         Some(GUEST_ROLE) => lab::run_cases(CASES),
         Some(softap::HOTSPOT_ROLE) => {
             softap::hotspot_role();
+            ExitCode::SUCCESS
+        }
+        Some(softap::MDNS_BROWSE_ROLE) => {
+            softap::mdns_browse_role();
             ExitCode::SUCCESS
         }
         Some(other) => panic!("unknown role {other}"),
@@ -83,7 +87,7 @@ fn nm_joins_home_net_and_refuses_a_wrong_passphrase(lab: &Lab) {
     let mut ip = lab.device("ip");
     ip.args(["-4", "-o", "addr", "show", "dev", iface]);
     let shown = lab.run_ok("ip addr", ip, Duration::from_secs(30));
-    let address = address_in(&shown).unwrap_or_else(|| panic!("no IPv4 address on {iface}: {shown}"));
+    let address = lab::ipv4_in(&shown).unwrap_or_else(|| panic!("no IPv4 address on {iface}: {shown}"));
     let [a, b, c, d] = address.octets();
     let [ga, gb, gc, _] = home.gateway.octets();
     assert!(
@@ -120,11 +124,4 @@ fn nm_joins_home_net_and_refuses_a_wrong_passphrase(lab: &Lab) {
         "a wrong passphrase failed for another reason than the secrets\n{refused}\n{}",
         lab.logs()
     );
-}
-
-/// The address in `ip -4 -o addr show` output (`… inet 10.77.1.42/24 brd …`).
-pub(crate) fn address_in(shown: &str) -> Option<Ipv4Addr> {
-    let mut words = shown.split_whitespace();
-    words.find(|w| *w == "inet")?;
-    words.next()?.split('/').next()?.parse().ok()
 }

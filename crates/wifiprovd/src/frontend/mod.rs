@@ -10,6 +10,7 @@
 
 mod ble;
 mod http;
+mod softap;
 
 use std::fmt;
 use std::future::Future;
@@ -22,6 +23,7 @@ use wifiprov_service::WeakProvisioner;
 
 pub use ble::BleFrontend;
 pub use http::HttpFrontend;
+pub use softap::{SOFTAP_ADDRESS, SoftApFrontend};
 
 /// A boxed, sendable future, so that [`Frontend`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -57,6 +59,12 @@ pub enum FrontendError {
     /// BlueZ refused the BLE service or its advertisement.
     #[error("BLE transport")]
     Ble(#[from] wifiprov_transport_ble::ServeError),
+    /// The access point's interface could not be made beside the station.
+    #[error("SoftAP interface")]
+    ApInterface(#[source] wifiprov_backend_nm::ApInterfaceError),
+    /// NetworkManager could not raise the access point.
+    #[error("SoftAP access point")]
+    AccessPoint(#[source] wifiprov_backend::BackendError),
 }
 
 /// One way clients reach the device. Configured once; started every time provisioning opens.

@@ -137,7 +137,7 @@ fn device_address(lab: &Lab) -> Option<Ipv4Addr> {
     let mut ip = lab.device("ip");
     ip.args(["-4", "-o", "addr", "show", "dev", lab.device_iface()]);
     let shown = lab.run_ok("ip addr", ip, Duration::from_secs(30));
-    crate::address_in(&shown)
+    lab::ipv4_in(&shown)
 }
 
 /// Whether `address` is one the access point `ssid`'s dnsmasq hands out (`.10` to `.99` of its subnet).
@@ -269,7 +269,8 @@ pub(crate) fn a_profile_made_by_the_user_is_untouched(lab: &Lab) {
 }
 
 /// At start, a saved network whose access point is off is skipped after one scan (not tried until its attempt
-/// times out), and the next one is joined; when that link is lost, provisioning reopens after the grace period.
+/// times out), and the next one is joined; when that link is lost, provisioning reopens after the grace period,
+/// on the device's own access point, which a phone joins.
 pub(crate) fn boot_skips_networks_out_of_range_and_reopens_after_a_lost_link(lab: &Lab) {
     let home = lab.ap(lab::HOME_NET);
     let backup = lab.ap(lab::BACKUP_NET);
@@ -291,7 +292,17 @@ pub(crate) fn boot_skips_networks_out_of_range_and_reopens_after_a_lost_link(lab
     std::thread::sleep(Duration::from_secs(2));
 
     let began = Instant::now();
-    let mut daemon = Daemon::start(lab, state.path(), &["--reopen-grace", "5", "--retry-interval", "5"], false);
+    let softap = [
+        "--transport",
+        "softap",
+        "--service-name",
+        crate::softap::SERVICE_NAME,
+        "--service-key",
+        crate::softap::SERVICE_KEY,
+    ];
+    let mut args = vec!["--reopen-grace", "5"];
+    args.extend(softap);
+    let mut daemon = Daemon::start(lab, state.path(), &args, false);
     daemon.wait_log(lab, &["joined", &backup.ssid], Duration::from_secs(90));
     let took = began.elapsed().as_secs_f64();
     eprintln!("start to joined {} with {} off: {took:.1}s", backup.ssid, home.ssid);
@@ -305,6 +316,13 @@ pub(crate) fn boot_skips_networks_out_of_range_and_reopens_after_a_lost_link(lab
     eprintln!("link loss noticed after {:.1}s", lost.elapsed().as_secs_f64());
     let addr = daemon.wait_serving(lab, Duration::from_secs(90));
     eprintln!("provisioning reopened at {addr} {:.1}s after the access point went", lost.elapsed().as_secs_f64());
+    // On the device's own access point, which a phone joins.
+    assert_eq!(addr, "192.168.4.1:80");
+    let phone =
+        lab::Phone::join(lab, crate::softap::SERVICE_NAME, Some(crate::softap::SERVICE_KEY), Duration::from_secs(120));
+    let address = phone.dhcp(lab);
+    assert_eq!(address.octets()[..3], [192, 168, 4], "the phone got {address}");
+    eprintln!("a phone joined the reopened access point {:.1}s after the network went", lost.elapsed().as_secs_f64());
 }
 
 /// Start-up errors say what to fix, and the daemon exits instead of serving a radio it cannot drive.

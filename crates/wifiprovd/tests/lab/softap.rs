@@ -3,20 +3,19 @@
 //! to its network on the same channel. A phone (wpa_supplicant and busybox's DHCP client in its own namespace)
 //! joins it with the passphrase and reaches the device across the simulated air.
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use wifiprov_backend::{Passphrase, Ssid};
 use wifiprov_backend_nm::{HotspotConfig, NetworkManager, NmConfig, ensure_ap_interface};
 use wifiprov_testkit::harness::ROLE_VAR;
-use wifiprov_testkit::lab::{self, Lab};
+use wifiprov_testkit::lab::{self, Lab, Phone};
 use wifiprov_testkit::process::{Process, Stream};
 
 /// The role of this test binary, run in the device's namespace, that raises the access point.
 pub(crate) const HOTSPOT_ROLE: &str = "lab-hotspot";
 const AP_INTERFACE: &str = "uap0";
-const SERVICE_NAME: &str = "PROV_LAB01";
-const SERVICE_KEY: &str = "service-key-1";
+pub(crate) const SERVICE_NAME: &str = "PROV_LAB01";
+pub(crate) const SERVICE_KEY: &str = "service-key-1";
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// The device side, in its own process in the device's namespace (nl80211 and sysfs see only the namespace a
@@ -52,57 +51,26 @@ pub(crate) fn hotspot_role() {
     });
 }
 
-/// wpa_supplicant on the phone's radio, joined to `ssid`; killed when dropped.
-struct Phone {
-    supplicant: Process,
-    dir: tempfile::TempDir,
-}
+/// The role of this test binary, run in the phone's namespace, that browses for the provisioning service.
+pub(crate) const MDNS_BROWSE_ROLE: &str = "lab-mdns-browse";
 
-impl Phone {
-    fn join(lab: &Lab, ssid: &str, passphrase: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("wpa.conf");
-        let mut file = std::fs::File::create(&conf).unwrap();
-        writeln!(
-            file,
-            "ctrl_interface={}\nnetwork={{\n ssid=\"{ssid}\"\n psk=\"{passphrase}\"\n}}",
-            dir.path().display()
-        )
-        .unwrap();
-        let mut command = lab.phone("wpa_supplicant");
-        command.args(["-i", lab.phone_iface(), "-D", "nl80211", "-c"]).arg(&conf);
-        let supplicant = Process::spawn("phone wpa_supplicant", command);
-        let phone = Self { supplicant, dir };
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let mut status = lab.phone("wpa_cli");
-            status.arg("-p").arg(phone.dir.path()).args(["-i", lab.phone_iface(), "status"]);
-            let shown = lab.run("wpa_cli status", status, Duration::from_secs(30));
-            if shown.stdout.lines().any(|l| l == "wpa_state=COMPLETED") {
-                return phone;
+/// On the phone: browses for ESP's provisioning service over mDNS and prints the first one resolved as
+/// `found ADDRESS:PORT`, or `nothing found` after 30 s.
+pub(crate) fn mdns_browse_role() {
+    let browser = mdns_sd::ServiceDaemon::new().expect("mDNS browser");
+    let events = browser.browse(wifiprovd::mdns::SERVICE_TYPE).expect("browse");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Ok(event) = events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if let mdns_sd::ServiceEvent::ServiceResolved(service) = event {
+            for address in &service.addresses {
+                println!("found {}:{}", address.to_ip_addr(), service.port);
             }
-            assert!(Instant::now() < deadline, "the phone did not join {ssid}\n{}\n{}", phone.supplicant, lab.logs());
-            std::thread::sleep(Duration::from_millis(500));
+            let _ = browser.shutdown();
+            return;
         }
     }
-
-    /// Asks for an address with busybox's DHCP client and returns it.
-    fn dhcp(&self, lab: &Lab) -> String {
-        let script = self.dir.path().join("udhcpc.sh");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\n[ \"$1\" = bound ] && ip addr add \"$ip/${mask:-24}\" dev \"$interface\"\nexit 0\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let mut udhcpc = lab.phone("busybox");
-        udhcpc.args(["udhcpc", "-i", lab.phone_iface(), "-n", "-q", "-t", "10", "-s"]).arg(&script);
-        lab.run_ok("udhcpc", udhcpc, LIMIT);
-        let mut ip = lab.phone("ip");
-        ip.args(["-4", "-o", "addr", "show", "dev", lab.phone_iface()]);
-        let shown = lab.run_ok("ip addr", ip, Duration::from_secs(30));
-        crate::address_in(&shown).map(|a| a.to_string()).unwrap_or_else(|| panic!("no address: {shown}"))
-    }
+    println!("nothing found");
+    let _ = browser.shutdown();
 }
 
 /// The access point comes up beside a joined station, on its channel; a phone joins it with the service key,
@@ -134,8 +102,8 @@ pub(crate) fn an_access_point_beside_the_station(lab: &Lab) {
     eprintln!("{up}");
 
     let began = Instant::now();
-    let phone = Phone::join(lab, SERVICE_NAME, SERVICE_KEY);
-    let address = phone.dhcp(lab);
+    let phone = Phone::join(lab, SERVICE_NAME, Some(SERVICE_KEY), LIMIT);
+    let address = phone.dhcp(lab).to_string();
     eprintln!("the phone joined {SERVICE_NAME} and got {address} in {:.1}s", began.elapsed().as_secs_f64());
     assert!(address.starts_with("192.168.4."), "the phone got {address}");
     let mut ping = lab.phone("busybox");
@@ -155,5 +123,63 @@ pub(crate) fn an_access_point_beside_the_station(lab: &Lab) {
     let mut link = lab.device("ip");
     link.args(["link", "show", AP_INTERFACE]);
     assert!(!lab.run("ip link show", link, Duration::from_secs(30)).status.success(), "{AP_INTERFACE} is left");
+    drop(phone);
+}
+
+/// Runs Espressif's client on the phone against the device's access point; checks its exit code and returns its
+/// report.
+fn esp_on_phone(lab: &Lab, command: &[&str], daemon: &crate::networkmanager::Daemon) -> serde_json::Value {
+    let mut run = lab.phone(crate::networkmanager::python());
+    run.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"))
+        .args(["--addr", "192.168.4.1:80", "--sec", "1", "--pop", POP])
+        .args(command);
+    let finished = lab.run(&format!("esp_client.py {}", command.join(" ")), run, LIMIT);
+    let report: serde_json::Value = serde_json::from_str(&finished.stdout)
+        .unwrap_or_else(|e| panic!("esp_client.py printed no JSON ({e})\n{finished}\n{}", daemon.log()));
+    assert!(finished.status.success(), "esp_client.py {command:?}: {report:#}\n{}\n{}", daemon.log(), lab.logs());
+    report
+}
+
+const POP: &str = "lab-pop-1234";
+
+/// `wifiprovd --transport softap` end to end, as a phone with Espressif's app does it: the device raises its
+/// access point; the phone joins it with the service key, gets an address, and provisions HomeNet through
+/// Espressif's client at 192.168.4.1:80 (a wrong passphrase first, read as an auth error, then a reset); the
+/// device really joins HomeNet while the phone stays on its access point, the phone reads Connected, and the
+/// access point goes away once the phone has seen the success (ESP's auto-stop).
+pub(crate) fn provisioning_over_the_softap(lab: &Lab) {
+    let home = lab.ap(lab::HOME_NET);
+    let state = tempfile::tempdir().unwrap();
+    let service = ["--transport", "softap", "--service-name", SERVICE_NAME, "--service-key", SERVICE_KEY, "--mdns"];
+    let began = Instant::now();
+    let mut daemon = crate::networkmanager::Daemon::start(lab, state.path(), &service, false);
+    let addr = daemon.wait_serving(lab, LIMIT);
+    eprintln!("provisioning access point up at {addr} {:.1}s after start", began.elapsed().as_secs_f64());
+    assert_eq!(addr, "192.168.4.1:80");
+
+    let phone = Phone::join(lab, SERVICE_NAME, Some(SERVICE_KEY), LIMIT);
+    let address = phone.dhcp(lab).to_string();
+    assert!(address.starts_with("192.168.4."), "the phone got {address}");
+    // Asked to, the device advertises the service over mDNS on its access point (and only there).
+    let mut browse = lab.phone(std::env::current_exe().unwrap());
+    browse.env(ROLE_VAR, MDNS_BROWSE_ROLE);
+    let found = lab.run_ok("mDNS browse", browse, LIMIT);
+    assert!(found.lines().any(|l| l == "found 192.168.4.1:80"), "{found}\n{}", daemon.log());
+
+    let wrong = ["provision", "--ssid", &home.ssid, "--passphrase", "not-the-passphrase", "--expect", "auth_error"];
+    esp_on_phone(lab, &wrong, &daemon);
+    esp_on_phone(lab, &["reset"], &daemon);
+    let passphrase = home.passphrase.as_deref().unwrap();
+    let right = ["provision", "--ssid", &home.ssid, "--passphrase", passphrase, "--expect", "connected"];
+    let report = esp_on_phone(lab, &right, &daemon);
+    let ip = report["status"]["connected"]["ip4_addr"].as_str().unwrap_or_default().to_owned();
+    assert!(ip.starts_with(&home.gateway.to_string().rsplit_once('.').unwrap().0.to_owned()), "{report:#}");
+    eprintln!("the device joined {} with {ip}; the phone read it over the access point", home.ssid);
+
+    daemon.wait_log(lab, &["access point down"], LIMIT);
+    daemon.wait_log(lab, &["removed the access point interface"], LIMIT);
+    let active = lab.nmcli(&["-t", "-f", "NAME", "connection", "show", "--active"], Duration::from_secs(30));
+    assert!(!active.contains("wifiprov-ap"), "the access point is still up: {active}");
+    assert!(active.contains(&format!("wifiprov\\:{}", home.ssid)), "the station left {}: {active}", home.ssid);
     drop(phone);
 }
