@@ -32,6 +32,9 @@ const ACCESS_POINT_INTERFACE: &str = "org.freedesktop.NetworkManager.AccessPoint
 /// Scans probing for a network's name before it is joined as hidden or counts as not found. One: asking
 /// NetworkManager for probing scans back to back once ended with NetworkManager gone in the lab.
 const PROBE_SCANS: u32 = 1;
+/// How long before a scan request an access point heard still counts as heard by that scan, in milliseconds
+/// (see [`Inner::fresh_scan`]): longer than a scan takes.
+const HEARD_GRACE_MS: i64 = 5_000;
 
 /// How the backend finds NetworkManager and how long it waits for it.
 #[derive(Debug, Clone)]
@@ -94,6 +97,23 @@ struct State {
     leaving: bool,
     /// Where the monitor sends device state changes while a join is in flight: (new, old, reason).
     join: Option<mpsc::UnboundedSender<(u32, u32, u32)>>,
+    /// The provisioning access point, while one is wanted.
+    own_ap: Option<OwnAp>,
+}
+
+/// The provisioning access point. Beside the station (a second interface), it follows the station to the
+/// channel of each network it joins: the radio runs both on one channel. On the station's own interface (radios
+/// that cannot run both), each join takes it down, and a join that fails raises it again.
+struct OwnAp {
+    config: HotspotConfig,
+    channel: Option<Channel>,
+    /// Its active connection while it is up; `None` while a join has it down.
+    active: Option<OwnedObjectPath>,
+    /// On the station's own interface.
+    shared: bool,
+    /// On the station's own interface: what the scan just before it went up heard. A radio running an access
+    /// point cannot scan, so scans answer with this while it is up.
+    heard: Vec<AccessPoint>,
 }
 
 impl NetworkManager {
@@ -167,8 +187,9 @@ impl NetworkManager {
 /// The provisioning access point: where, called what, secured how.
 #[derive(Debug, Clone)]
 pub struct HotspotConfig {
-    /// The interface to run it on: a second interface on the station's radio ([`crate::ensure_ap_interface`]),
-    /// which NetworkManager must manage.
+    /// The interface to run it on, which NetworkManager must manage: a second interface on the station's radio
+    /// ([`crate::ensure_ap_interface`]), or the station's own when the radio cannot run both
+    /// ([`crate::ap_beside_station_supported`]); then joins take the access point down.
     pub interface: String,
     /// The network name phones see (ESP: the service name).
     pub ssid: Ssid,
@@ -184,11 +205,11 @@ pub struct HotspotConfig {
 }
 
 /// A running access point. [`Hotspot::stop`] takes it down; dropping it leaves it up.
-#[derive(Debug)]
 pub struct Hotspot {
-    manager: ManagerProxy<'static>,
-    active: OwnedObjectPath,
+    inner: Arc<Inner>,
     interface: String,
+    /// On the station's own interface: joins take it down and bring it back (see [`HotspotConfig::interface`]).
+    shared: bool,
 }
 
 impl Hotspot {
@@ -199,15 +220,24 @@ impl Hotspot {
 
     /// Takes the access point down (NetworkManager deletes its volatile profile).
     pub async fn stop(self) -> Result<(), BackendError> {
-        match self.manager.deactivate_connection(&self.active).await {
-            Ok(()) => Ok(()),
-            Err(error) if error_named(&error, ".ConnectionNotActive") || error_named(&error, ".UnknownConnection") => {
-                Ok(())
-            }
-            Err(error) => Err(platform("stop the access point")(error)),
+        // Nothing to take down when a join took it down and succeeded; and no failed join raises it again.
+        let active = self.inner.lock().own_ap.take().and_then(|ap| ap.active);
+        match active {
+            Some(path) => self.inner.deactivate(&path).await,
+            None => Ok(()),
         }
     }
 }
+
+impl std::fmt::Debug for Hotspot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hotspot").field("interface", &self.interface).field("shared", &self.shared).finish()
+    }
+}
+
+/// The access point's channel when nothing suggests one: ESP's. Left to NetworkManager, it may pick a channel
+/// the regulatory domain forbids to start a network on (13 in the world domain, seen in the lab), and fail.
+const DEFAULT_AP_CHANNEL: u8 = 1;
 
 /// How long NetworkManager may take to bring the access point up (it starts its own dnsmasq for it).
 const HOTSPOT_START: Duration = Duration::from_secs(45);
@@ -215,13 +245,73 @@ const HOTSPOT_START: Duration = Duration::from_secs(45);
 impl NetworkManager {
     /// Raises the access point and returns once it is up, with its address and DHCP server. The interface
     /// must exist; NetworkManager may need a moment to take a new one up.
+    ///
+    /// On the station's own interface (a radio that cannot run both), the station leaves its network first, and
+    /// the networks in range are scanned for before the access point takes the radio: scans answer with them
+    /// while it is up. Each join then takes the access point down, and one that fails raises it again.
     pub async fn start_hotspot(&self, config: &HotspotConfig) -> Result<Hotspot, BackendError> {
         let inner = &self.inner;
+        let shared = config.interface == inner.interface;
+        if !shared {
+            let joined = inner.lock().link.as_ref().map(|link| link.channel);
+            let channel = match config.channel.or(joined) {
+                Some(channel) => Some(channel),
+                None => inner.likely_channel().await.or_else(|| Channel::new(DEFAULT_AP_CHANNEL).ok()),
+            };
+            let active = inner.activate_hotspot(config, channel).await?;
+            let ap = OwnAp { config: config.clone(), channel, active: Some(active), shared, heard: Vec::new() };
+            inner.lock().own_ap = Some(ap);
+            return Ok(Hotspot { inner: Arc::clone(inner), interface: config.interface.clone(), shared });
+        }
+        tracing::warn!(
+            interface = %config.interface,
+            "the access point runs on the station's own interface: phones lose it while the device tries a network, \
+             and it comes back only when the attempt fails"
+        );
+        // Everything NetworkManager knows after a fresh scan, not only what that scan heard: this list stands for
+        // every scan while the access point is up, and a network missing from it cannot be chosen.
+        if let Err(error) = inner.fresh_scan(None).await {
+            tracing::warn!(%error, "no scan before the access point took the radio; answering with what is known");
+        }
+        let mut heard: Vec<AccessPoint> =
+            inner.access_points().await.unwrap_or_default().into_iter().map(|(_, known)| known.ap).collect();
+        heard.sort_by_key(|ap| core::cmp::Reverse(ap.rssi));
+        let channel = match config.channel.or_else(|| heard.first().map(|ap| ap.channel)) {
+            Some(channel) => Some(channel),
+            None => inner.likely_channel().await.or_else(|| Channel::new(DEFAULT_AP_CHANNEL).ok()),
+        };
+        inner.supersede();
+        let _turn = inner.turn.lock().await;
+        inner.take_down().await?;
+        // An access point started while the interface scans fails, and NetworkManager says so only after its
+        // supplicant timeout (25 s); a periodic scan of NetworkManager's can still start in between, so one
+        // failure is retried.
+        inner.wait_until_not_scanning().await;
+        let active = match inner.activate_hotspot(config, channel).await {
+            Ok(active) => active,
+            Err(error) => {
+                tracing::info!(%error, "the access point did not start; once more");
+                inner.wait_until_not_scanning().await;
+                inner.activate_hotspot(config, channel).await?
+            }
+        };
+        inner.lock().own_ap = Some(OwnAp { config: config.clone(), channel, active: Some(active), shared, heard });
+        Ok(Hotspot { inner: Arc::clone(inner), interface: config.interface.clone(), shared })
+    }
+}
+
+impl Inner {
+    /// Activates an access point profile for `config` on `channel` and waits until it is up.
+    async fn activate_hotspot(
+        &self,
+        config: &HotspotConfig,
+        channel: Option<Channel>,
+    ) -> Result<OwnedObjectPath, BackendError> {
         let deadline = tokio::time::Instant::now() + HOTSPOT_START;
         // A freshly made interface: wait until NetworkManager knows it and has it ready.
         let (path, device) = loop {
-            if let Ok(path) = inner.manager.get_device_by_ip_iface(&config.interface).await {
-                let device = DeviceProxy::builder(&inner.bus)
+            if let Ok(path) = self.manager.get_device_by_ip_iface(&config.interface).await {
+                let device = DeviceProxy::builder(&self.bus)
                     .path(path.clone())
                     .cache_properties(CacheProperties::No)
                     .build()
@@ -237,11 +327,6 @@ impl NetworkManager {
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
         let mut changes = device.receive_state_changed().await.map_err(platform("start the access point"))?;
-        let joined = inner.lock().link.as_ref().map(|link| link.channel);
-        let channel = match config.channel.or(joined) {
-            Some(channel) => Some(channel),
-            None => inner.likely_channel().await,
-        };
         let profile = crate::profile::HotspotProfile {
             interface: &config.interface,
             ssid: &config.ssid,
@@ -251,9 +336,8 @@ impl NetworkManager {
             prefix: config.prefix,
         };
         let options = HashMap::from([("persist", Variant::from("volatile"))]);
-        let added = inner.manager.add_and_activate_connection2(profile.settings(), &path, &root_path(), options).await;
+        let added = self.manager.add_and_activate_connection2(profile.settings(), &path, &root_path(), options).await;
         let (_, active, _) = added.map_err(platform("start the access point"))?;
-        let hotspot = Hotspot { manager: inner.manager.clone(), active, interface: config.interface.clone() };
         let up = async {
             while let Some(signal) = changes.next().await {
                 let Ok(args) = signal.args() else { continue };
@@ -265,19 +349,108 @@ impl NetworkManager {
             }
             Err("the device signals ended")
         };
-        match tokio::time::timeout_at(deadline, up).await {
+        let why = match tokio::time::timeout_at(deadline, up).await {
             Ok(Ok(())) => {
                 tracing::info!(interface = %config.interface, ssid = %config.ssid, address = %config.address, ?channel, "access point up");
-                Ok(hotspot)
+                return Ok(active);
             }
-            Ok(Err(why)) => {
-                let _ = hotspot.stop().await;
-                Err(BackendError::Platform { operation: "start the access point", source: why.into() })
+            Ok(Err(why)) => why,
+            Err(_) => "timed out",
+        };
+        let _ = self.deactivate(&active).await;
+        Err(BackendError::Platform { operation: "start the access point", source: why.into() })
+    }
+
+    /// Waits (up to 15 s) until the supplicant is not scanning on the station's interface. Without
+    /// wpa_supplicant (NetworkManager on iwd), returns at once.
+    async fn wait_until_not_scanning(&self) {
+        let scanning = async {
+            let supplicant = crate::proxies::SupplicantProxy::new(&self.bus).await?;
+            let path = supplicant.get_interface(&self.interface).await?;
+            crate::proxies::SupplicantInterfaceProxy::builder(&self.bus)
+                .path(path)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+        };
+        let interface = match scanning.await {
+            Ok(interface) => interface,
+            Err(error) => {
+                tracing::debug!(%error, "cannot ask wpa_supplicant whether it scans");
+                return;
             }
-            Err(_) => {
-                let _ = hotspot.stop().await;
-                Err(BackendError::Platform { operation: "start the access point", source: "timed out".into() })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while interface.scanning().await.unwrap_or(false) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Takes an access point on the station's interface down for a join; returns whether one was up.
+    async fn lower_shared_ap(&self) -> bool {
+        let active = self.lock().own_ap.as_mut().filter(|ap| ap.shared).and_then(|ap| ap.active.take());
+        let Some(active) = active else { return false };
+        tracing::info!(interface = %self.interface, "taking the access point down for the join (the radio cannot run both)");
+        if let Err(error) = self.deactivate(&active).await {
+            tracing::warn!(%error, "cannot take the access point down");
+        }
+        // The join starts from a device that has left AP mode, so none of the access point's state changes is
+        // taken for the join's.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.lock().device_state > state::DISCONNECTED && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        true
+    }
+
+    /// Moves an access point beside the station to `channel`, where the station is about to join: the radio runs
+    /// both on one channel, and the join fails while the access point holds another. Phones lose the access point
+    /// for a few seconds and find it on the new channel (ESP's access point follows its station the same way).
+    async fn follow_channel(&self, channel: Channel, ssid: &Ssid) {
+        let moving = {
+            let mut state = self.lock();
+            match state.own_ap.as_mut() {
+                Some(ap) if !ap.shared && ap.active.is_some() && ap.channel != Some(channel) => {
+                    ap.channel = Some(channel);
+                    ap.active.take()
+                }
+                _ => None,
             }
+        };
+        let Some(old) = moving else { return };
+        tracing::info!(%channel, %ssid, "moving the access point to the channel of the network the station joins");
+        if let Err(error) = self.deactivate(&old).await {
+            tracing::warn!(%error, "cannot take the access point down to move it");
+        }
+        self.raise_own_ap().await;
+    }
+
+    /// Raises the access point again after a join took it down (or moved it), unless it is up or was stopped
+    /// meanwhile.
+    async fn raise_own_ap(&self) {
+        let wanted = {
+            let state = self.lock();
+            state.own_ap.as_ref().filter(|ap| ap.active.is_none()).map(|ap| (ap.config.clone(), ap.channel))
+        };
+        let Some((config, channel)) = wanted else { return };
+        self.wait_until_not_scanning().await;
+        match self.activate_hotspot(&config, channel).await {
+            Ok(active) => {
+                let stopped = {
+                    let mut state = self.lock();
+                    match state.own_ap.as_mut() {
+                        Some(ap) => {
+                            ap.active = Some(active.clone());
+                            false
+                        }
+                        None => true,
+                    }
+                };
+                if stopped {
+                    let _ = self.deactivate(&active).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot raise the access point again"),
         }
     }
 }
@@ -435,6 +608,15 @@ impl Inner {
     }
 
     async fn scan(&self, params: ScanParams) -> Result<Vec<AccessPoint>, BackendError> {
+        let shared =
+            self.lock().own_ap.as_ref().filter(|ap| ap.shared && ap.active.is_some()).map(|ap| ap.heard.clone());
+        if let Some(mut heard) = shared {
+            tracing::debug!("the access point holds the radio; answering with what was heard before it went up");
+            if let Some(channels) = &params.channels {
+                heard.retain(|ap| channels.contains(&ap.channel));
+            }
+            return Ok(heard);
+        }
         if params.mode == wifiprov_backend::ScanMode::Passive {
             tracing::debug!("NetworkManager cannot scan passively; scanning actively");
         }
@@ -455,10 +637,14 @@ impl Inner {
     }
 
     /// Asks for a scan (probing for `ssid` when given, which finds hidden networks) and waits until it is done,
-    /// or for the scan timeout. Returns when it was asked for (CLOCK_BOOTTIME milliseconds, the clock of
-    /// `LastSeen`) once a new scan finished, `None` when none did in time.
+    /// or for the scan timeout. Returns since when an access point counts as heard by it (CLOCK_BOOTTIME
+    /// milliseconds, the clock of `LastSeen`) once a new scan finished, `None` when none did in time.
+    ///
+    /// That is [`HEARD_GRACE_MS`] before it was asked for: when a scan is under way already (NetworkManager scans
+    /// by itself while the station is disconnected), the supplicant folds the request into it, and what that scan
+    /// heard before the request counts too.
     async fn fresh_scan(&self, ssid: Option<&Ssid>) -> Result<Option<i64>, BackendError> {
-        let asked_at = boottime_ms();
+        let heard_since = boottime_ms().saturating_sub(HEARD_GRACE_MS);
         let before = self.wireless.last_scan().await.map_err(platform("scan"))?;
         let mut done = self.wireless.receive_last_scan_changed().await;
         let mut options = HashMap::new();
@@ -495,19 +681,26 @@ impl Inner {
             tracing::info!(timeout = ?self.config.scan_timeout, "scan did not finish in time; using the access points known so far");
             return Ok(None);
         }
-        Ok(Some(asked_at))
+        Ok(Some(heard_since))
     }
 
-    /// The channel the station will most likely join on: the strongest network's in range. A radio that runs
-    /// its access point and its station on one channel must put the access point there, or the join that
-    /// provisioning asks for cannot happen while the access point is up.
+    /// The channel the station will most likely join on: the one most networks in range use, the strongest
+    /// network's among equals. A radio that runs its access point and its station on one channel moves the
+    /// access point to each join's channel, and phones lose it meanwhile: starting where most networks are
+    /// makes that rarer.
     async fn likely_channel(&self) -> Option<Channel> {
         let mut known = self.access_points().await.ok()?;
         if known.is_empty() {
             self.fresh_scan(None).await.ok()?;
             known = self.access_points().await.ok()?;
         }
-        known.into_iter().max_by_key(|(_, k)| k.ap.rssi).map(|(_, k)| k.ap.channel)
+        let mut channels: HashMap<Channel, (usize, Option<wifiprov_backend::Rssi>)> = HashMap::new();
+        for (_, k) in &known {
+            let entry = channels.entry(k.ap.channel).or_insert((0, None));
+            entry.0 += 1;
+            entry.1 = entry.1.max(Some(k.ap.rssi));
+        }
+        channels.into_iter().max_by_key(|(channel, score)| (*score, core::cmp::Reverse(channel.get()))).map(|(c, _)| c)
     }
 
     /// Every access point NetworkManager knows, with its object path and security.
@@ -599,6 +792,7 @@ impl Inner {
         // Undoes the join if this future is dropped before it ends.
         let mut cleanup = Cleanup { inner: Some(Arc::clone(&self)) };
         self.take_down().await?;
+        let displaced = self.lower_shared_ap().await;
 
         let outcome = tokio::select! {
             outcome = self.join(&request) => outcome,
@@ -614,6 +808,10 @@ impl Inner {
                 self.abandon().await;
                 cleanup.inner = None;
                 tracing::info!(ssid = %request.ssid, %error, "join failed");
+                // A newer join or disconnect decides about the access point.
+                if displaced && !matches!(error, ConnectError::Cancelled) {
+                    self.raise_own_ap().await;
+                }
             }
         }
         outcome
@@ -621,6 +819,9 @@ impl Inner {
 
     async fn join(&self, request: &ConnectRequest) -> Result<LinkInfo, ConnectError> {
         let target = self.target(request).await?;
+        if let Some(seen) = &target.seen {
+            self.follow_channel(seen.channel, &request.ssid).await;
+        }
         let (changes_tx, mut changes) = mpsc::unbounded_channel();
         self.lock().join = Some(changes_tx);
         let profile = StationProfile {
@@ -773,7 +974,10 @@ impl Inner {
     async fn disconnect(&self) -> Result<(), BackendError> {
         self.supersede();
         let _turn = self.turn.lock().await;
-        self.take_down().await
+        let result = self.take_down().await;
+        // Off its network, the station gives the radio back to an access point a join took down.
+        self.raise_own_ap().await;
+        result
     }
 }
 

@@ -124,3 +124,20 @@ pub trait Ip4Config {
     #[zbus(property)]
     fn address_data(&self) -> zbus::Result<Vec<HashMap<String, OwnedVariant>>>;
 }
+
+/// wpa_supplicant, which NetworkManager drives unless it is configured for iwd. Read only to see whether the
+/// radio is scanning (NetworkManager does not say): an access point started on an interface that scans fails.
+#[proxy(
+    interface = "fi.w1.wpa_supplicant1",
+    default_service = "fi.w1.wpa_supplicant1",
+    default_path = "/fi/w1/wpa_supplicant1"
+)]
+pub trait Supplicant {
+    fn get_interface(&self, ifname: &str) -> zbus::Result<OwnedObjectPath>;
+}
+
+#[proxy(interface = "fi.w1.wpa_supplicant1.Interface", default_service = "fi.w1.wpa_supplicant1")]
+pub trait SupplicantInterface {
+    #[zbus(property)]
+    fn scanning(&self) -> zbus::Result<bool>;
+}
