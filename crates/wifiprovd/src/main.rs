@@ -56,7 +56,8 @@ struct Flags {
     /// needs --backend networkmanager), or several as http,ble [default: http].
     #[arg(long, value_name = "http|ble|softap", value_delimiter = ',')]
     transport: Vec<String>,
-    /// The SoftAP's interface, made on the station's radio when it does not exist [default: uap0].
+    /// The SoftAP's interface, made on the station's radio when it does not exist [default: uap0]. The station's
+    /// own interface (as for a radio that cannot run both) puts the access point there, down while joining.
     #[arg(long, value_name = "IF")]
     softap_interface: Option<String>,
     /// Bluetooth adapter for --transport ble [default: BlueZ's default adapter].

@@ -3,11 +3,19 @@
 //! esp_prov look. The access point runs on a second interface of the station's radio, so the station can scan
 //! and join while phones stay connected; it goes down with the front-end (at the end of provisioning), after the
 //! phone has read the outcome.
+//!
+//! A radio that cannot run an access point beside its station (its interface combinations say so), or a
+//! SoftAP interface named the same as the station's, gets the access point on the station's interface instead:
+//! the networks in range are scanned for first, each join takes the access point down, and one that fails
+//! raises it again. Phones lose the access point during every attempt and cannot read a success; BLE suits such
+//! radios better, and the log says so.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use wifiprov_backend_nm::{HotspotConfig, NetworkManager, ensure_ap_interface, remove_ap_interface};
+use wifiprov_backend_nm::{
+    HotspotConfig, NetworkManager, ap_beside_station_supported, ensure_ap_interface, remove_ap_interface,
+};
 use wifiprov_transport_http::HttpConfig;
 
 use super::{BoxFuture, Frontend, FrontendError, HttpFrontend, Running, Serve};
@@ -20,8 +28,7 @@ pub const SOFTAP_ADDRESS: SocketAddr =
 #[derive(Debug)]
 pub struct SoftApFrontend {
     nm: Arc<NetworkManager>,
-    /// The access point's interface, made on the station's radio when missing.
-    interface: String,
+    /// The access point; its interface is made on the station's radio when missing.
     hotspot: HotspotConfig,
     http: HttpFrontend,
 }
@@ -31,39 +38,61 @@ impl SoftApFrontend {
     /// HTTP on its address, port 80.
     pub fn new(nm: Arc<NetworkManager>, hotspot: HotspotConfig) -> Self {
         let address = SocketAddr::new(hotspot.address.into(), SOFTAP_ADDRESS.port());
-        Self {
-            nm,
-            interface: hotspot.interface.clone(),
-            hotspot,
-            http: HttpFrontend::at(address, HttpConfig::default()),
+        Self { nm, hotspot, http: HttpFrontend::at(address, HttpConfig::default()) }
+    }
+
+    /// Where the access point runs: the configured interface, or the station's own when it is named, or when the
+    /// radio cannot run an access point beside its station.
+    async fn interface(&self) -> String {
+        let station = self.nm.interface();
+        if self.hotspot.interface == station {
+            return self.hotspot.interface.clone();
+        }
+        match ap_beside_station_supported(station).await {
+            Ok(true) => self.hotspot.interface.clone(),
+            Ok(false) => {
+                tracing::warn!(
+                    %station,
+                    "this radio cannot run an access point beside its station, so the access point runs on \
+                     {station} itself; phones lose it while the device tries a network (BLE provisioning does not)"
+                );
+                station.to_owned()
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read what the radio allows; trying a second interface");
+                self.hotspot.interface.clone()
+            }
         }
     }
 }
 
 impl Frontend for SoftApFrontend {
     fn describe(&self) -> String {
-        format!("softap {} on {} ({})", self.hotspot.ssid, self.interface, self.http.describe())
+        format!("softap {} on {} ({})", self.hotspot.ssid, self.hotspot.interface, self.http.describe())
     }
 
     fn start<'a>(&'a self, serve: &'a Serve) -> BoxFuture<'a, Result<Box<dyn Running>, FrontendError>> {
         Box::pin(async move {
-            let made =
-                ensure_ap_interface(self.nm.interface(), &self.interface).await.map_err(FrontendError::ApInterface)?;
-            let hotspot = match self.nm.start_hotspot(&self.hotspot).await {
+            let interface = self.interface().await;
+            let station = self.nm.interface();
+            let made = interface != station
+                && ensure_ap_interface(station, &interface).await.map_err(FrontendError::ApInterface)?;
+            let config = HotspotConfig { interface: interface.clone(), ..self.hotspot.clone() };
+            let hotspot = match self.nm.start_hotspot(&config).await {
                 Ok(hotspot) => hotspot,
                 Err(error) => {
-                    take_down(None, made.then_some(self.interface.as_str())).await;
+                    take_down(None, made.then_some(interface.as_str())).await;
                     return Err(FrontendError::AccessPoint(error));
                 }
             };
             match self.http.start(serve).await {
                 Ok(http) => {
-                    let made = made.then(|| self.interface.clone());
+                    let made = made.then_some(interface);
                     Ok(Box::new(SoftApRunning { http, hotspot, made }) as Box<dyn Running>)
                 }
                 Err(error) => {
                     // Nothing of it is left running.
-                    take_down(Some(hotspot), made.then_some(self.interface.as_str())).await;
+                    take_down(Some(hotspot), made.then_some(interface.as_str())).await;
                     Err(error)
                 }
             }
