@@ -56,6 +56,8 @@ pub const OPEN_NET: &str = "OpenNet";
 pub const HIDDEN_NET: &str = "HiddenNet";
 /// A second WPA2-PSK network, for tests of which saved network a device falls back to.
 pub const BACKUP_NET: &str = "BackupNet";
+/// A WPA2-PSK network on channel 1, where the others are on [`Lab::channel`].
+pub const FAR_NET: &str = "FarNet";
 
 /// Host variables the guest gets too, when set.
 const PASSED_ON: [&str; 5] = [CASES_VAR, NM_LOG_LEVEL_VAR, "RUST_BACKTRACE", "RUST_LOG", "RUST_LIB_BACKTRACE"];
@@ -556,6 +558,8 @@ pub struct AccessPoint {
     pub phy: String,
     /// Its BSSID (the radio's address).
     pub bssid: String,
+    /// Its channel.
+    pub channel: u32,
     /// Its subnet, `10.77.N.0/24`; stations get `.10` to `.99`.
     pub subnet: String,
     /// The access point's own address in the subnet, offered as the router.
@@ -680,6 +684,7 @@ impl Lab {
             iface: get("IFACE"),
             phy: get("PHY"),
             bssid: get("BSSID"),
+            channel: get("CHANNEL").parse().unwrap_or_else(|e| panic!("lab.env: channel of {name}: {e}")),
             subnet: get("SUBNET"),
             gateway,
         }
@@ -705,7 +710,7 @@ impl Lab {
         self.aps.iter().find(|ap| ap.ssid == ssid).unwrap_or_else(|| panic!("the lab has no access point {ssid}"))
     }
 
-    /// The channel every access point uses.
+    /// The channel of every access point but [`FAR_NET`].
     pub fn channel(&self) -> u32 {
         self.fact("CHANNEL").parse().expect("lab.env: CHANNEL is a number")
     }
@@ -982,6 +987,11 @@ impl Phone {
             status.arg("-p").arg(self.dir.path()).args(["-i", lab.phone_iface(), "status"]);
             let shown = lab.run("wpa_cli status", status, SCRIPT);
             if shown.stdout.lines().any(|l| l == "wpa_state=COMPLETED") {
+                // Usually a few seconds; a slow join shows what the phone went through (not explained yet: a
+                // phone once hung for half a minute after "Trying to authenticate").
+                if began.elapsed() > Duration::from_secs(20) {
+                    eprintln!("the phone took {:.1}s to join:\n{}", began.elapsed().as_secs_f64(), self.supplicant);
+                }
                 return;
             }
             if began.elapsed() > timeout {

@@ -26,6 +26,10 @@ const CASES: &[Case] = &[
     ("an_access_point_beside_the_station", softap::an_access_point_beside_the_station),
     ("provisioning_over_the_softap", softap::provisioning_over_the_softap),
     (
+        "provisioning_over_a_softap_on_the_station_interface",
+        softap::provisioning_over_a_softap_on_the_station_interface,
+    ),
+    (
         "boot_skips_networks_out_of_range_and_reopens_after_a_lost_link",
         networkmanager::boot_skips_networks_out_of_range_and_reopens_after_a_lost_link,
     ),

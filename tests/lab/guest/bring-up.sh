@@ -2,8 +2,8 @@
 # Brings the radio lab up inside the qemu guest (tests/lab/README.md): simulated radios (mac80211_hwsim) in three
 # network namespaces, so every frame between them crosses the simulated air:
 #
-#   world   the access points of lib.sh's LAB_WORLD, each a real hostapd on a radio of its own, all on channel 6,
-#           each with a dnsmasq serving DHCP on a /24 of its own
+#   world   the access points of lib.sh's LAB_WORLD, each a real hostapd on a radio of its own, on channel 6 but
+#           one, each with a dnsmasq serving DHCP on a /24 of its own
 #   device  the device under test: a private system D-Bus, real NetworkManager managing wlan0 (wpa_supplicant
 #           is D-Bus-activated by that bus, so it runs in this namespace too)
 #   phone   one radio, up and idle (wlan0), for tests that play a phone joining the device's access point
@@ -143,10 +143,13 @@ cat >"$bus_dir/bus.conf" <<EOF
   <includedir>/etc/dbus-1/system.d</includedir>
 </busconfig>
 EOF
+# With NetworkManager at DEBUG or TRACE, wpa_supplicant logs its debug messages too.
+supplicant_debug=
+case "${LAB_NM_LOG_LEVEL:-INFO}" in DEBUG | TRACE) supplicant_debug=-d ;; esac
 cat >"$bus_dir/services/fi.w1.wpa_supplicant1.service" <<EOF
 [D-BUS Service]
 Name=fi.w1.wpa_supplicant1
-Exec=/usr/sbin/wpa_supplicant -u -t -O $LAB_STATE/wpa_supplicant -P $run/wpa_supplicant.pid -f $LAB_LOGS/wpa_supplicant.log
+Exec=/usr/sbin/wpa_supplicant -u -t $supplicant_debug -O $LAB_STATE/wpa_supplicant -P $run/wpa_supplicant.pid -f $LAB_LOGS/wpa_supplicant.log
 User=root
 EOF
 ip netns exec device dbus-daemon --config-file="$bus_dir/bus.conf" --nofork --nopidfile --nosyslog \
@@ -214,7 +217,7 @@ ap_bring_up() {
         echo "ctrl_interface=$LAB_STATE/hostapd"
         echo "ssid=$ap_ssid"
         echo "hw_mode=g"
-        echo "channel=$LAB_CHANNEL"
+        echo "channel=$ap_channel"
         case "$ap_security" in
             wpa2) printf '%s\n' wpa=2 wpa_key_mgmt=WPA-PSK rsn_pairwise=CCMP "wpa_passphrase=$ap_secret" ;;
             # WPA3-Personal only: SAE, management frame protection required.
@@ -278,6 +281,7 @@ step "NetworkManager ready: $LAB_DEVICE_IFACE disconnected"
         echo "AP_${name}_PHY=$(radio_phy $((i + 2)))"
         echo "AP_${name}_BSSID=$(radio_mac $((i + 2)))"
         echo "AP_${name}_SECURITY=$ap_security"
+        echo "AP_${name}_CHANNEL=$ap_channel"
         echo "AP_${name}_PASSPHRASE=$ap_secret"
         if [ "$ap_visibility" = hidden ]; then echo "AP_${name}_HIDDEN=yes"; else echo "AP_${name}_HIDDEN=no"; fi
         echo "AP_${name}_SUBNET=$LAB_NET_PREFIX.$ap_octet.0/24"

@@ -15,13 +15,15 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # third octet of its /24. Each gets a radio of its own in namespace `world`, an interface named after the SSID in
 # lower case, address 10.77.<octet>.1 and a dnsmasq handing out .10 to .99.
 #
-# Every access point is on channel 6: the device will later run its own access point (uap0) next to its station,
-# and hwsim (like a Raspberry Pi's brcmfmac) allows that only with both on one channel.
+# Every access point is on channel 6 but FarNet (channel 1, the sixth column; the default is LAB_CHANNEL): the
+# device runs its own access point (uap0) next to its station, and hwsim (like a Raspberry Pi's brcmfmac) allows
+# that only with both on one channel, so joining FarNet moves the device's access point.
 LAB_WORLD="HomeNet wpa2 homenet-pass visible 1
 Wpa3Net wpa3 wpa3net-pass visible 2
 OpenNet open - visible 3
 HiddenNet wpa2 hiddennet-pass hidden 4
-BackupNet wpa2 backupnet-pass visible 5"
+BackupNet wpa2 backupnet-pass visible 5
+FarNet wpa2 farnet-pass visible 6 1"
 LAB_CHANNEL=6
 LAB_NET_PREFIX=10.77
 
@@ -43,12 +45,13 @@ lab_now_ms() {
     echo $((t / 1000))
 }
 
-# Fields of one access point: lab_ap NAME sets ap_ssid ap_security ap_secret ap_visibility ap_octet ap_iface;
-# fails for an unknown name.
+# Fields of one access point: lab_ap NAME sets ap_ssid ap_security ap_secret ap_visibility ap_octet ap_channel
+# ap_iface; fails for an unknown name.
 lab_ap() {
-    while read -r ap_ssid ap_security ap_secret ap_visibility ap_octet; do
+    while read -r ap_ssid ap_security ap_secret ap_visibility ap_octet ap_channel; do
         if [ "$ap_ssid" = "$1" ]; then
             ap_iface=${ap_ssid,,}
+            ap_channel=${ap_channel:-$LAB_CHANNEL}
             [ "$ap_secret" = - ] && ap_secret=
             return 0
         fi

@@ -287,9 +287,9 @@ pub(crate) fn boot_skips_networks_out_of_range_and_reopens_after_a_lost_link(lab
         }
     }
     lab.ap_down(&home.ssid);
-    // A network heard less than a second before a scan is asked for still counts as in range (NetworkManager's
-    // LastSeen has whole seconds): switch it off well before the daemon's first scan.
-    std::thread::sleep(Duration::from_secs(2));
+    // A network heard up to 5 s before a scan is asked for still counts as in range (a scan under way then takes
+    // the request in; NetworkManager's LastSeen has whole seconds): switch it off well before the daemon's scan.
+    std::thread::sleep(Duration::from_secs(7));
 
     let began = Instant::now();
     let softap = [

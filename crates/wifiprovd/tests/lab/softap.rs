@@ -133,7 +133,8 @@ fn esp_on_phone(lab: &Lab, command: &[&str], daemon: &crate::networkmanager::Dae
     run.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"))
         .args(["--addr", "192.168.4.1:80", "--sec", "1", "--pop", POP])
         .args(command);
-    let finished = lab.run(&format!("esp_client.py {}", command.join(" ")), run, LIMIT);
+    // Each run costs about 30 s of Python under emulation, and some wait for the access point to come back.
+    let finished = lab.run(&format!("esp_client.py {}", command.join(" ")), run, 2 * LIMIT);
     let report: serde_json::Value = serde_json::from_str(&finished.stdout)
         .unwrap_or_else(|e| panic!("esp_client.py printed no JSON ({e})\n{finished}\n{}", daemon.log()));
     assert!(finished.status.success(), "esp_client.py {command:?}: {report:#}\n{}\n{}", daemon.log(), lab.logs());
@@ -142,11 +143,50 @@ fn esp_on_phone(lab: &Lab, command: &[&str], daemon: &crate::networkmanager::Dae
 
 const POP: &str = "lab-pop-1234";
 
+/// Provisions `ssid` with Espressif's client on the phone, patiently (slow polls, a long socket timeout), because
+/// the device's access point goes away for a moment during the attempt. When the phone's connection does not
+/// survive that (in the lab the device's end closed it), the phone waits to be back on the access point and asks
+/// again on a new connection with `wifiprov status`, as an app would. Returns the outcome (`connected`,
+/// `auth_error`, …; `failed` from `wifiprov status`), the device's address when connected, and whether the first
+/// connection carried it.
+fn provision_across_a_gap(
+    lab: &Lab,
+    phone: &Phone,
+    daemon: &crate::networkmanager::Daemon,
+    ssid: &str,
+    passphrase: &str,
+    expect: &str,
+) -> (String, Option<String>, bool) {
+    let mut run = lab.phone(crate::networkmanager::python());
+    run.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"))
+        .args(["--addr", "192.168.4.1:80", "--sec", "1", "--pop", POP, "--http-timeout", "90", "provision"])
+        .args(["--timeout", "150", "--poll-interval", "2", "--ssid", ssid, "--passphrase", passphrase])
+        .args(["--expect", expect]);
+    let finished = lab.run(&format!("esp_client.py provision {ssid}"), run, 2 * LIMIT);
+    let report: serde_json::Value = serde_json::from_str(&finished.stdout)
+        .unwrap_or_else(|e| panic!("esp_client.py printed no JSON ({e})\n{finished}\n{}", daemon.log()));
+    if finished.status.success() {
+        let ip = report["status"]["connected"]["ip4_addr"].as_str().map(str::to_owned);
+        return (report["outcome"].as_str().unwrap_or_default().to_owned(), ip, true);
+    }
+    eprintln!("the phone's connection broke while the access point was away ({}); asking again", report["error"]);
+    phone.wait_joined(lab, LIMIT);
+    let client = std::path::Path::new(env!("CARGO_BIN_EXE_wifiprovd")).with_file_name("wifiprov");
+    let mut status = lab.phone(client);
+    status.args(["--device", "192.168.4.1:80", "--security", "1", "--pop", POP, "status", "--json"]);
+    let finished = lab.run("wifiprov status", status, LIMIT);
+    let report: serde_json::Value = serde_json::from_str(&finished.stdout)
+        .unwrap_or_else(|e| panic!("wifiprov printed no JSON ({e})\n{finished}\n{}", daemon.log()));
+    let ip = report["ip"].as_str().map(str::to_owned);
+    (report["state"].as_str().unwrap_or_default().to_owned(), ip, false)
+}
+
 /// `wifiprovd --transport softap` end to end, as a phone with Espressif's app does it: the device raises its
-/// access point; the phone joins it with the service key, gets an address, and provisions HomeNet through
-/// Espressif's client at 192.168.4.1:80 (a wrong passphrase first, read as an auth error, then a reset); the
-/// device really joins HomeNet while the phone stays on its access point, the phone reads Connected, and the
-/// access point goes away once the phone has seen the success (ESP's auto-stop).
+/// access point; the phone joins it with the service key, gets an address, finds the service over mDNS, lists
+/// networks with wifiprov, and provisions through Espressif's client at 192.168.4.1:80: a wrong passphrase for
+/// HomeNet first, read as an auth error, then a reset, then FarNet, on another channel, where the access point
+/// follows the station. The device really joins FarNet, the phone reads Connected, and the access point goes
+/// away once the phone has seen the success (ESP's auto-stop).
 pub(crate) fn provisioning_over_the_softap(lab: &Lab) {
     let home = lab.ap(lab::HOME_NET);
     let state = tempfile::tempdir().unwrap();
@@ -165,21 +205,90 @@ pub(crate) fn provisioning_over_the_softap(lab: &Lab) {
     browse.env(ROLE_VAR, MDNS_BROWSE_ROLE);
     let found = lab.run_ok("mDNS browse", browse, LIMIT);
     assert!(found.lines().any(|l| l == "found 192.168.4.1:80"), "{found}\n{}", daemon.log());
+    // wifiprov's own client from the phone: the networks the device hears.
+    let client = std::path::Path::new(env!("CARGO_BIN_EXE_wifiprovd")).with_file_name("wifiprov");
+    let mut scan = lab.phone(client);
+    scan.args(["--device", "192.168.4.1:80", "--security", "1", "--pop", POP, "scan", "--json"]);
+    let listed = lab.run_ok("wifiprov scan", scan, LIMIT);
+    assert!(listed.contains(&format!("\"{}\"", lab::FAR_NET)), "{listed}\n{}", daemon.log());
 
     let wrong = ["provision", "--ssid", &home.ssid, "--passphrase", "not-the-passphrase", "--expect", "auth_error"];
     esp_on_phone(lab, &wrong, &daemon);
     esp_on_phone(lab, &["reset"], &daemon);
-    let passphrase = home.passphrase.as_deref().unwrap();
-    let right = ["provision", "--ssid", &home.ssid, "--passphrase", passphrase, "--expect", "connected"];
-    let report = esp_on_phone(lab, &right, &daemon);
-    let ip = report["status"]["connected"]["ip4_addr"].as_str().unwrap_or_default().to_owned();
-    assert!(ip.starts_with(&home.gateway.to_string().rsplit_once('.').unwrap().0.to_owned()), "{report:#}");
-    eprintln!("the device joined {} with {ip}; the phone read it over the access point", home.ssid);
+
+    // FarNet is on channel 1, the access point on 6 (where most networks are), and the radio runs both on one
+    // channel: the access point moves to channel 1 for the join. The phone loses it for a moment and finds it
+    // there; slow polls with a long socket timeout give it the time.
+    let far = lab.ap(lab::FAR_NET);
+    assert_ne!(far.channel, home.channel);
+    let (outcome, ip, same_connection) =
+        provision_across_a_gap(lab, &phone, &daemon, &far.ssid, far.passphrase.as_deref().unwrap(), "connected");
+    let far_prefix = far.gateway.to_string().rsplit_once('.').unwrap().0.to_owned();
+    assert_eq!(outcome, "connected", "{}", daemon.log());
+    assert!(ip.is_some_and(|ip| ip.starts_with(&far_prefix)), "{}", daemon.log());
+    eprintln!("read over the moved access point (on the first connection: {same_connection})");
+    let log = daemon.log();
+    assert!(log.contains("moving the access point to the channel of the network the station joins"), "{log}");
+    eprintln!("the device joined {} on channel {}; the phone read it over the access point", far.ssid, far.channel);
 
     daemon.wait_log(lab, &["access point down"], LIMIT);
     daemon.wait_log(lab, &["removed the access point interface"], LIMIT);
     let active = lab.nmcli(&["-t", "-f", "NAME", "connection", "show", "--active"], Duration::from_secs(30));
     assert!(!active.contains("wifiprov-ap"), "the access point is still up: {active}");
-    assert!(active.contains(&format!("wifiprov\\:{}", home.ssid)), "the station left {}: {active}", home.ssid);
+    assert!(active.contains(&format!("wifiprov\\:{}", far.ssid)), "the station left {}: {active}", far.ssid);
+    drop(phone);
+}
+
+/// The single-radio fallback, forced by naming the station's interface for the access point: the device scans,
+/// then raises its access point on the station's interface. A phone joins it; scans answer with what was heard
+/// before. A wrong passphrase takes the access point down for the attempt and raises it again, and the phone,
+/// back on it, reads the auth error. The right one takes it down for good: the device
+/// joins HomeNet, and the phone cannot read the success (why BLE suits such radios better).
+pub(crate) fn provisioning_over_a_softap_on_the_station_interface(lab: &Lab) {
+    let home = lab.ap(lab::HOME_NET);
+    let state = tempfile::tempdir().unwrap();
+    let station = lab.device_iface();
+    let service = [
+        "--transport",
+        "softap",
+        "--softap-interface",
+        station,
+        "--service-name",
+        SERVICE_NAME,
+        "--service-key",
+        SERVICE_KEY,
+    ];
+    let mut daemon = crate::networkmanager::Daemon::start(lab, state.path(), &service, false);
+    assert_eq!(daemon.wait_serving(lab, LIMIT), "192.168.4.1:80");
+    daemon.wait_log(lab, &["runs on the station's own interface"], LIMIT);
+    let phone = Phone::join(lab, SERVICE_NAME, Some(SERVICE_KEY), LIMIT);
+    phone.dhcp(lab);
+    esp_on_phone(lab, &["scan", "--expect-ssid", &home.ssid], &daemon);
+
+    let began = Instant::now();
+    let (outcome, _, same_connection) =
+        provision_across_a_gap(lab, &phone, &daemon, &home.ssid, "not-the-passphrase", "auth_error");
+    assert!(["auth_error", "failed"].contains(&outcome.as_str()), "{outcome}\n{}", daemon.log());
+    eprintln!(
+        "the phone read {outcome} {:.1}s after applying (on the first connection: {same_connection})",
+        began.elapsed().as_secs_f64()
+    );
+    let log = daemon.log();
+    assert!(log.contains("taking the access point down for the join"), "{log}");
+    assert_eq!(log.matches("access point up").count(), 2, "raised again after the failed attempt:\n{log}");
+    esp_on_phone(lab, &["reset"], &daemon);
+
+    // The right passphrase: the phone loses the access point for good; the device joins.
+    let mut right = lab.phone(crate::networkmanager::python());
+    right
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"))
+        .args(["--addr", "192.168.4.1:80", "--sec", "1", "--pop", POP, "--http-timeout", "90", "provision"])
+        .args(["--ssid", &home.ssid, "--passphrase", home.passphrase.as_deref().unwrap(), "--timeout", "150"]);
+    let client = Process::spawn("esp_client.py provision", right);
+    daemon.wait_log(lab, &["provisioned", &home.ssid], LIMIT);
+    let active = lab.nmcli(&["-t", "-f", "NAME,DEVICE", "connection", "show", "--active"], Duration::from_secs(30));
+    assert!(active.contains(&format!("wifiprov\\:{}:{station}", home.ssid)), "{active}");
+    assert!(!active.contains("wifiprov-ap"), "the access point is up beside the station: {active}");
+    drop(client);
     drop(phone);
 }
