@@ -208,8 +208,6 @@ pub struct HotspotConfig {
 pub struct Hotspot {
     inner: Arc<Inner>,
     interface: String,
-    /// On the station's own interface: joins take it down and bring it back (see [`HotspotConfig::interface`]).
-    shared: bool,
 }
 
 impl Hotspot {
@@ -231,7 +229,7 @@ impl Hotspot {
 
 impl std::fmt::Debug for Hotspot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hotspot").field("interface", &self.interface).field("shared", &self.shared).finish()
+        f.debug_struct("Hotspot").field("interface", &self.interface).finish_non_exhaustive()
     }
 }
 
@@ -254,14 +252,11 @@ impl NetworkManager {
         let shared = config.interface == inner.interface;
         if !shared {
             let joined = inner.lock().link.as_ref().map(|link| link.channel);
-            let channel = match config.channel.or(joined) {
-                Some(channel) => Some(channel),
-                None => inner.likely_channel().await.or_else(|| Channel::new(DEFAULT_AP_CHANNEL).ok()),
-            };
+            let channel = inner.ap_channel(config.channel.or(joined)).await;
             let active = inner.activate_hotspot(config, channel).await?;
             let ap = OwnAp { config: config.clone(), channel, active: Some(active), shared, heard: Vec::new() };
             inner.lock().own_ap = Some(ap);
-            return Ok(Hotspot { inner: Arc::clone(inner), interface: config.interface.clone(), shared });
+            return Ok(Hotspot { inner: Arc::clone(inner), interface: config.interface.clone() });
         }
         tracing::warn!(
             interface = %config.interface,
@@ -276,10 +271,7 @@ impl NetworkManager {
         let mut heard: Vec<AccessPoint> =
             inner.access_points().await.unwrap_or_default().into_iter().map(|(_, known)| known.ap).collect();
         heard.sort_by_key(|ap| core::cmp::Reverse(ap.rssi));
-        let channel = match config.channel.or_else(|| heard.first().map(|ap| ap.channel)) {
-            Some(channel) => Some(channel),
-            None => inner.likely_channel().await.or_else(|| Channel::new(DEFAULT_AP_CHANNEL).ok()),
-        };
+        let channel = inner.ap_channel(config.channel.or_else(|| heard.first().map(|ap| ap.channel))).await;
         inner.supersede();
         let _turn = inner.turn.lock().await;
         inner.take_down().await?;
@@ -296,11 +288,20 @@ impl NetworkManager {
             }
         };
         inner.lock().own_ap = Some(OwnAp { config: config.clone(), channel, active: Some(active), shared, heard });
-        Ok(Hotspot { inner: Arc::clone(inner), interface: config.interface.clone(), shared })
+        Ok(Hotspot { inner: Arc::clone(inner), interface: config.interface.clone() })
     }
 }
 
 impl Inner {
+    /// The access point's channel: `suggested`, else where the station will most likely join, else
+    /// [`DEFAULT_AP_CHANNEL`].
+    async fn ap_channel(&self, suggested: Option<Channel>) -> Option<Channel> {
+        match suggested {
+            Some(channel) => Some(channel),
+            None => self.likely_channel().await.or_else(|| Channel::new(DEFAULT_AP_CHANNEL).ok()),
+        }
+    }
+
     /// Activates an access point profile for `config` on `channel` and waits until it is up.
     async fn activate_hotspot(
         &self,
