@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use std::net::Ipv4Addr;
-
 use wifiprov_backend::{Passphrase, Ssid, WifiBackend};
 use wifiprov_backend_nm::{HotspotConfig, NetworkManager, NmConfig};
 use wifiprov_backend_sim::SimRadio;
@@ -364,7 +362,7 @@ fn frontends(
                     ssid,
                     passphrase,
                     channel: None,
-                    address: Ipv4Addr::new(192, 168, 4, 1),
+                    address: wifiprovd::frontend::SOFTAP_IP,
                     prefix: 24,
                 };
                 frontends.push(Arc::new(SoftApFrontend::new(Arc::clone(nm), hotspot)));

@@ -23,7 +23,7 @@ use wifiprov_service::WeakProvisioner;
 
 pub use ble::BleFrontend;
 pub use http::HttpFrontend;
-pub use softap::{SOFTAP_ADDRESS, SoftApFrontend};
+pub use softap::{SOFTAP_IP, SOFTAP_PORT, SoftApFrontend};
 
 /// A boxed, sendable future, so that [`Frontend`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

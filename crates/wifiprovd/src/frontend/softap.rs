@@ -20,9 +20,10 @@ use wifiprov_transport_http::HttpConfig;
 
 use super::{BoxFuture, Frontend, FrontendError, HttpFrontend, Running, Serve};
 
-/// The access point's address and port: what ESP's apps connect to.
-pub const SOFTAP_ADDRESS: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 4, 1)), 80);
+/// The device's address on its access point: where ESP's apps connect (port [`SOFTAP_PORT`]).
+pub const SOFTAP_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 168, 4, 1);
+/// The HTTP port on the access point.
+pub const SOFTAP_PORT: u16 = 80;
 
 /// The provisioning access point with HTTP on it.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ impl SoftApFrontend {
     /// An access point `hotspot` (its interface is made beside `nm`'s station when it does not exist), serving
     /// HTTP on its address, port 80.
     pub fn new(nm: Arc<NetworkManager>, hotspot: HotspotConfig) -> Self {
-        let address = SocketAddr::new(hotspot.address.into(), SOFTAP_ADDRESS.port());
+        let address = SocketAddr::new(hotspot.address.into(), SOFTAP_PORT);
         Self { nm, hotspot, http: HttpFrontend::at(address, HttpConfig::default()) }
     }
 
