@@ -438,6 +438,14 @@ impl DaemonConfig {
             TransportChoice::SoftAp { interface } => Some(interface.clone()),
             _ => None,
         });
+        // The access point's WPA2 passphrase: a key WPA2 refuses must stop the daemon, not leave the access point
+        // open.
+        if softap.is_some()
+            && let Some(key) = &raw.service_key
+            && let Err(error) = wifiprov_backend::Passphrase::new(key.expose().to_owned())
+        {
+            return Err(invalid("service_key", format!("the SoftAP's WPA2 passphrase: {error}")));
+        }
         if !http && softap.is_none() && raw.mdns == Some(true) {
             return Err(invalid("mdns", "advertises the HTTP transport, so it needs transport \"http\" or \"softap\""));
         }
@@ -758,6 +766,11 @@ mod tests {
         let both = raw("transport = [\"softap\", \"http\"]\nbackend = \"networkmanager\"\nmdns = true");
         let config = DaemonConfig::validate(both, &mut SeededRandom::new(1)).unwrap();
         assert_eq!(config.mdns, Some(crate::mdns::Interfaces::All));
+        let short_key = raw("transport = \"softap\"\nbackend = \"networkmanager\"\nservice_key = \"short\"");
+        assert!(matches!(
+            DaemonConfig::validate(short_key, &mut SeededRandom::new(1)),
+            Err(ConfigError::Invalid { setting: "service_key", .. })
+        ));
         let simulated = raw("transport = \"softap\"");
         assert!(matches!(
             DaemonConfig::validate(simulated, &mut SeededRandom::new(1)),
