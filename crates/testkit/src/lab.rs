@@ -967,7 +967,8 @@ impl Phone {
         let text = format!("ctrl_interface={}\nnetwork={{\n ssid=\"{ssid}\"\n {key}\n}}\n", dir.path().display());
         fs::write(&conf, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
         let mut command = lab.phone("wpa_supplicant");
-        command.args(["-i", lab.phone_iface(), "-D", "nl80211", "-c"]).arg(&conf);
+        // -t: timestamps, to line its messages up with the device's logs.
+        command.args(["-t", "-i", lab.phone_iface(), "-D", "nl80211", "-c"]).arg(&conf);
         Self { supplicant: Process::spawn("phone wpa_supplicant", command), dir }
     }
 
