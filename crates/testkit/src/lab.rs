@@ -870,6 +870,22 @@ impl Lab {
         }
     }
 
+    /// The device station's IPv4 address, if it has one.
+    pub fn device_ipv4(&self) -> Option<Ipv4Addr> {
+        self.ipv4(self.device("ip"), self.device_iface())
+    }
+
+    /// The phone's IPv4 address, if it has one.
+    pub fn phone_ipv4(&self) -> Option<Ipv4Addr> {
+        self.ipv4(self.phone("ip"), self.phone_iface())
+    }
+
+    /// The IPv4 address of `iface`, by `ip` (a command already in the right namespace).
+    fn ipv4(&self, mut ip: Command, iface: &str) -> Option<Ipv4Addr> {
+        ip.args(["-4", "-o", "addr", "show", "dev", iface]);
+        ipv4_in(&self.run_ok("ip addr", ip, SCRIPT))
+    }
+
     /// The tail of every daemon's log, for failure messages; the full logs are in [`Lab::log_dir`].
     pub fn logs(&self) -> String {
         const TAIL: usize = 60;
@@ -988,8 +1004,8 @@ impl Phone {
             status.arg("-p").arg(self.dir.path()).args(["-i", lab.phone_iface(), "status"]);
             let shown = lab.run("wpa_cli status", status, SCRIPT);
             if shown.stdout.lines().any(|l| l == "wpa_state=COMPLETED") {
-                // Usually a few seconds; a slow join shows what the phone went through (not explained yet: a
-                // phone once hung for half a minute after "Trying to authenticate").
+                // Usually a few seconds; a slow join shows what the phone went through (under emulation its
+                // scans can miss an access point that answers probes from user space; BENCHMARKS.md).
                 if began.elapsed() > Duration::from_secs(20) {
                     eprintln!("the phone took {:.1}s to join:\n{}", began.elapsed().as_secs_f64(), self.supplicant);
                 }
@@ -1012,15 +1028,12 @@ impl Phone {
         let mut udhcpc = lab.phone("busybox");
         udhcpc.args(["udhcpc", "-i", lab.phone_iface(), "-n", "-q", "-t", "10", "-s"]).arg(&script);
         lab.run_ok("udhcpc", udhcpc, SCRIPT);
-        let mut ip = lab.phone("ip");
-        ip.args(["-4", "-o", "addr", "show", "dev", lab.phone_iface()]);
-        let shown = lab.run_ok("ip addr", ip, SCRIPT);
-        ipv4_in(&shown).unwrap_or_else(|| panic!("the phone has no address: {shown}"))
+        lab.phone_ipv4().unwrap_or_else(|| panic!("the phone has no address after DHCP\n{}", lab.logs()))
     }
 }
 
 /// The address in `ip -4 -o addr show` output (`… inet 10.77.1.42/24 brd …`).
-pub fn ipv4_in(shown: &str) -> Option<Ipv4Addr> {
+fn ipv4_in(shown: &str) -> Option<Ipv4Addr> {
     let mut words = shown.split_whitespace();
     words.find(|w| *w == "inet")?;
     words.next()?.split('/').next()?.parse().ok()

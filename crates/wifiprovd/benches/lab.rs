@@ -46,6 +46,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// The rounds each case measures (`WIFIPROV_LAB_BENCH_ROUNDS`, which the host sets; 5 without it).
+fn rounds() -> usize {
+    std::env::var("WIFIPROV_LAB_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5)
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -124,9 +129,7 @@ fn nmcli_round(lab: &Lab) -> (f64, f64) {
     lab.run_ok("nmcli device wifi connect", connect, LIMIT);
     let returned = began.elapsed().as_secs_f64();
     loop {
-        let mut ip = lab.device("ip");
-        ip.args(["-4", "-o", "addr", "show", "dev", lab.device_iface()]);
-        if lab::ipv4_in(&lab.run_ok("ip addr", ip, LIMIT)).is_some() {
+        if lab.device_ipv4().is_some() {
             break;
         }
         assert!(began.elapsed() < LIMIT, "no address after nmcli connected");
@@ -139,7 +142,7 @@ fn nmcli_round(lab: &Lab) -> (f64, f64) {
 }
 
 fn join_time(lab: &Lab) {
-    let rounds: usize = std::env::var("WIFIPROV_LAB_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let rounds = rounds();
     // Both sides find HomeNet in NetworkManager's list: scan once before the first round.
     lab.nmcli(&["device", "wifi", "list", "ifname", lab.device_iface(), "--rescan", "yes"], LIMIT);
     let (mut nm, mut nm_address, mut ours, mut ours_no_delay, mut radio) =
@@ -200,7 +203,7 @@ fn softap_round(lab: &Lab) -> (f64, f64) {
 }
 
 fn softap_start(lab: &Lab) {
-    let rounds: usize = std::env::var("WIFIPROV_LAB_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let rounds = rounds();
     let (mut serving, mut joined) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         let (a, b) = softap_round(lab);

@@ -88,10 +88,7 @@ fn nm_joins_home_net_and_refuses_a_wrong_passphrase(lab: &Lab) {
     eprintln!("join {} with the right passphrase: {:.1}s", home.ssid, began.elapsed().as_secs_f64());
 
     // An address in HomeNet's subnet, from its dnsmasq (.10 to .99)...
-    let mut ip = lab.device("ip");
-    ip.args(["-4", "-o", "addr", "show", "dev", iface]);
-    let shown = lab.run_ok("ip addr", ip, Duration::from_secs(30));
-    let address = lab::ipv4_in(&shown).unwrap_or_else(|| panic!("no IPv4 address on {iface}: {shown}"));
+    let address = lab.device_ipv4().unwrap_or_else(|| panic!("no IPv4 address on {iface}\n{}", lab.logs()));
     let [a, b, c, d] = address.octets();
     let [ga, gb, gc, _] = home.gateway.octets();
     assert!(

@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -95,10 +96,8 @@ pub(crate) fn python() -> PathBuf {
 
 /// Runs one esp_client.py command against the daemon, on the device; checks its exit code and returns its report.
 fn esp(lab: &Lab, daemon: &Daemon, command: &[&str], expect_ok: bool) -> Value {
-    let mut run = lab.device(python());
-    run.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"))
-        .args(["--addr", daemon.addr(), "--sec", "1", "--pop", POP])
-        .args(command);
+    let mut run = esp_client(lab.device(python()));
+    run.args(["--addr", daemon.addr(), "--sec", "1", "--pop", POP]).args(command);
     let finished = lab.run(&format!("esp_client.py {}", command.join(" ")), run, CLIENT);
     let report: Value = serde_json::from_str(&finished.stdout)
         .unwrap_or_else(|e| panic!("esp_client.py printed no JSON ({e})\n{finished}\n{}", daemon.log()));
@@ -115,10 +114,7 @@ fn esp(lab: &Lab, daemon: &Daemon, command: &[&str], expect_ok: bool) -> Value {
 
 /// Runs `wifiprov ARGS --json` against the daemon, on the device; returns its exit code and JSON.
 fn wifiprov(lab: &Lab, daemon: &Daemon, args: &[&str]) -> (i32, Value) {
-    // The client binary of the workspace, built beside the daemon by `cargo test --workspace`.
-    let program = Path::new(env!("CARGO_BIN_EXE_wifiprovd")).with_file_name("wifiprov");
-    assert!(program.is_file(), "{} is missing: cargo build -p wifiprov (scripts/test builds it)", program.display());
-    let mut run = lab.device(program);
+    let mut run = lab.device(wifiprov_program());
     run.args(["--device", daemon.addr(), "--security", "1", "--pop", POP]).args(args).arg("--json");
     let finished = lab.run(&format!("wifiprov {}", args.join(" ")), run, CLIENT);
     let report = serde_json::from_str(&finished.stdout)
@@ -126,18 +122,23 @@ fn wifiprov(lab: &Lab, daemon: &Daemon, args: &[&str]) -> (i32, Value) {
     (finished.status.code().unwrap_or(-1), report)
 }
 
+/// The workspace's `wifiprov` client, built beside the daemon by `cargo test --workspace`.
+pub(crate) fn wifiprov_program() -> PathBuf {
+    let program = Path::new(env!("CARGO_BIN_EXE_wifiprovd")).with_file_name("wifiprov");
+    assert!(program.is_file(), "{} is missing: cargo build -p wifiprov (scripts/test builds it)", program.display());
+    program
+}
+
+/// Espressif's client (`tests/interop/esp_client.py`) in the venv's Python, for `lab.device` or `lab.phone`.
+pub(crate) fn esp_client(mut python: Command) -> Command {
+    python.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"));
+    python
+}
+
 /// `wifiprov reset` or `wifiprov reprov`, which must succeed.
 fn ctrl(lab: &Lab, daemon: &Daemon, command: &str) {
     let (code, report) = wifiprov(lab, daemon, &[command]);
     assert_eq!(code, 0, "wifiprov {command}: {report:#}\n{}", daemon.log());
-}
-
-/// The device station's IPv4 address, if it has one.
-fn device_address(lab: &Lab) -> Option<Ipv4Addr> {
-    let mut ip = lab.device("ip");
-    ip.args(["-4", "-o", "addr", "show", "dev", lab.device_iface()]);
-    let shown = lab.run_ok("ip addr", ip, Duration::from_secs(30));
-    lab::ipv4_in(&shown)
 }
 
 /// Whether `address` is one the access point `ssid`'s dnsmasq hands out (`.10` to `.99` of its subnet).
@@ -193,7 +194,7 @@ pub(crate) fn espressif_client_provisions_networkmanager(lab: &Lab) {
         let report = provision(lab, &daemon, ssid, passphrase, "connected");
         let ip = report["status"]["connected"]["ip4_addr"].as_str().unwrap_or_default().to_owned();
         assert!(in_subnet_of(lab, ssid, &ip), "{ssid} joined with {ip:?}, not an address of its network: {report:#}");
-        let held = device_address(lab).map(|a| a.to_string());
+        let held = lab.device_ipv4().map(|a| a.to_string());
         assert_eq!(held.as_deref(), Some(ip.as_str()), "the device holds another address than the client was told");
         assert!(
             lab.dhcp_leases(ssid).lines().any(|l| l.contains(lab.device_mac()) && l.contains(&ip)),

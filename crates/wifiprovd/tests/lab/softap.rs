@@ -129,10 +129,8 @@ pub(crate) fn an_access_point_beside_the_station(lab: &Lab) {
 /// Runs Espressif's client on the phone against the device's access point; checks its exit code and returns its
 /// report.
 fn esp_on_phone(lab: &Lab, command: &[&str], daemon: &crate::networkmanager::Daemon) -> serde_json::Value {
-    let mut run = lab.phone(crate::networkmanager::python());
-    run.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"))
-        .args(["--addr", "192.168.4.1:80", "--sec", "1", "--pop", POP])
-        .args(command);
+    let mut run = esp_from_phone(lab);
+    run.args(command);
     // Each run costs about 30 s of Python under emulation, and some wait for the access point to come back.
     let finished = lab.run(&format!("esp_client.py {}", command.join(" ")), run, 2 * LIMIT);
     let report: serde_json::Value = serde_json::from_str(&finished.stdout)
@@ -142,6 +140,20 @@ fn esp_on_phone(lab: &Lab, command: &[&str], daemon: &crate::networkmanager::Dae
 }
 
 const POP: &str = "lab-pop-1234";
+
+/// Espressif's client on the phone, for the device's access point.
+fn esp_from_phone(lab: &Lab) -> std::process::Command {
+    let mut run = crate::networkmanager::esp_client(lab.phone(crate::networkmanager::python()));
+    run.args(["--addr", "192.168.4.1:80", "--sec", "1", "--pop", POP]);
+    run
+}
+
+/// `wifiprov ARGS` on the phone, for the device's access point.
+fn wifiprov_from_phone(lab: &Lab, args: &[&str]) -> std::process::Command {
+    let mut run = lab.phone(crate::networkmanager::wifiprov_program());
+    run.args(["--device", "192.168.4.1:80", "--security", "1", "--pop", POP]).args(args);
+    run
+}
 
 /// Provisions `ssid` with Espressif's client on the phone, patiently (slow polls, a long socket timeout), because
 /// the device's access point goes away for a moment during the attempt. When the phone's connection does not
@@ -157,9 +169,8 @@ fn provision_across_a_gap(
     passphrase: &str,
     expect: &str,
 ) -> (String, Option<String>, bool) {
-    let mut run = lab.phone(crate::networkmanager::python());
-    run.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"))
-        .args(["--addr", "192.168.4.1:80", "--sec", "1", "--pop", POP, "--http-timeout", "90", "provision"])
+    let mut run = esp_from_phone(lab);
+    run.args(["--http-timeout", "90", "provision"])
         .args(["--timeout", "150", "--poll-interval", "2", "--ssid", ssid, "--passphrase", passphrase])
         .args(["--expect", expect]);
     let finished = lab.run(&format!("esp_client.py provision {ssid}"), run, 2 * LIMIT);
@@ -171,10 +182,7 @@ fn provision_across_a_gap(
     }
     eprintln!("the phone's connection broke while the access point was away ({}); asking again", report["error"]);
     phone.wait_joined(lab, LIMIT);
-    let client = std::path::Path::new(env!("CARGO_BIN_EXE_wifiprovd")).with_file_name("wifiprov");
-    let mut status = lab.phone(client);
-    status.args(["--device", "192.168.4.1:80", "--security", "1", "--pop", POP, "status", "--json"]);
-    let finished = lab.run("wifiprov status", status, LIMIT);
+    let finished = lab.run("wifiprov status", wifiprov_from_phone(lab, &["status", "--json"]), LIMIT);
     let report: serde_json::Value = serde_json::from_str(&finished.stdout)
         .unwrap_or_else(|e| panic!("wifiprov printed no JSON ({e})\n{finished}\n{}", daemon.log()));
     let ip = report["ip"].as_str().map(str::to_owned);
@@ -206,10 +214,7 @@ pub(crate) fn provisioning_over_the_softap(lab: &Lab) {
     let found = lab.run_ok("mDNS browse", browse, LIMIT);
     assert!(found.lines().any(|l| l == "found 192.168.4.1:80"), "{found}\n{}", daemon.log());
     // wifiprov's own client from the phone: the networks the device hears.
-    let client = std::path::Path::new(env!("CARGO_BIN_EXE_wifiprovd")).with_file_name("wifiprov");
-    let mut scan = lab.phone(client);
-    scan.args(["--device", "192.168.4.1:80", "--security", "1", "--pop", POP, "scan", "--json"]);
-    let listed = lab.run_ok("wifiprov scan", scan, LIMIT);
+    let listed = lab.run_ok("wifiprov scan", wifiprov_from_phone(lab, &["scan", "--json"]), LIMIT);
     assert!(listed.contains(&format!("\"{}\"", lab::FAR_NET)), "{listed}\n{}", daemon.log());
 
     let wrong = ["provision", "--ssid", &home.ssid, "--passphrase", "not-the-passphrase", "--expect", "auth_error"];
@@ -279,11 +284,15 @@ pub(crate) fn provisioning_over_a_softap_on_the_station_interface(lab: &Lab) {
     esp_on_phone(lab, &["reset"], &daemon);
 
     // The right passphrase: the phone loses the access point for good; the device joins.
-    let mut right = lab.phone(crate::networkmanager::python());
-    right
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/esp_client.py"))
-        .args(["--addr", "192.168.4.1:80", "--sec", "1", "--pop", POP, "--http-timeout", "90", "provision"])
-        .args(["--ssid", &home.ssid, "--passphrase", home.passphrase.as_deref().unwrap(), "--timeout", "150"]);
+    let mut right = esp_from_phone(lab);
+    right.args(["--http-timeout", "90", "provision"]).args([
+        "--ssid",
+        &home.ssid,
+        "--passphrase",
+        home.passphrase.as_deref().unwrap(),
+        "--timeout",
+        "150",
+    ]);
     let client = Process::spawn("esp_client.py provision", right);
     daemon.wait_log(lab, &["provisioned", &home.ssid], LIMIT);
     let active = lab.nmcli(&["-t", "-f", "NAME,DEVICE", "connection", "show", "--active"], Duration::from_secs(30));
